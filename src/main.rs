@@ -1,1 +1,139 @@
-fn main() {}
+//! The `shoal` command: `demo`, `coordinator`, `executor` and `sql`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use shoal::local_cluster::{Error, shutdown_signal};
+use shoal_coordinator::{Coordinator, CoordinatorConfig};
+use shoal_executor::ExecutorConfig;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(name = "shoal", version, about = "Shoal: a distributed SQL warehouse over sharded Parquet")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// A whole cluster in one process, loaded with TPC-H, with a SQL prompt
+    Demo(shoal::demo::DemoArgs),
+    /// Run a coordinator: the Flight SQL endpoint, catalog and planner
+    Coordinator(CoordinatorArgs),
+    /// Run an executor: holds shards and runs plan fragments
+    Executor(ExecutorArgs),
+    /// SQL prompt (or -c/-f) against a running cluster
+    Sql(shoal::cli::SqlArgs),
+}
+
+#[derive(clap::Args)]
+struct CoordinatorArgs {
+    /// Address for Flight SQL clients and executors
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    listen: String,
+    /// Address for Raft traffic between coordinators
+    #[arg(long, default_value = "127.0.0.1:50052")]
+    raft_listen: String,
+    /// Raft node id (unique per coordinator, never reused)
+    #[arg(long, default_value_t = 1)]
+    node_id: u64,
+    /// Where the catalog lives
+    #[arg(long, default_value = "./shoal-data/coordinator")]
+    data_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ExecutorArgs {
+    /// Address for the executor's gRPC services (shard I/O and plan stages)
+    #[arg(long, default_value = "127.0.0.1:50061")]
+    listen: String,
+    /// Address other nodes use to reach this executor (default: http://<listen address>)
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Flight address of the coordinator to register with
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    coordinator: String,
+    /// Where shard files live
+    #[arg(long, default_value = "./shoal-data/executor")]
+    data_dir: PathBuf,
+    /// A label such as region=eu (repeatable)
+    #[arg(long = "label", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("label '{s}' is not key=value"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command))),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts");
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_log_filter(command: &Command) -> &'static str {
+    match command {
+        // Keep the prompt clean; servers log their progress.
+        Command::Demo(_) | Command::Sql(_) => "warn",
+        Command::Coordinator(_) | Command::Executor(_) => "info",
+    }
+}
+
+async fn run(command: Command) -> Result<(), Error> {
+    match command {
+        Command::Demo(args) => shoal::demo::run(args).await,
+        Command::Sql(args) => shoal::cli::run(args).await,
+        Command::Coordinator(args) => {
+            let listener = TcpListener::bind(&args.listen).await?;
+            let raft_listener = TcpListener::bind(&args.raft_listen).await?;
+            let config = CoordinatorConfig { node_id: args.node_id, data_dir: args.data_dir };
+            let coordinator = Coordinator::open(config, raft_listener).await?;
+            eprintln!("Flight SQL: grpc://{}", listener.local_addr()?);
+            coordinator.serve(listener, on_signal()).await?;
+            Ok(())
+        }
+        Command::Executor(args) => {
+            let listener = TcpListener::bind(&args.listen).await?;
+            let config = ExecutorConfig {
+                data_dir: args.data_dir,
+                coordinator: args.coordinator,
+                advertise_address: args.advertise,
+                labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
+            };
+            shoal_executor::serve(config, listener, on_signal()).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+fn on_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shoal::demo::wait_for_signal().await;
+        let _ = stop.send(true);
+    });
+    shutdown_signal(&stopped)
+}

@@ -1,1 +1,20 @@
-//! placeholder crate root, replaced below.
+//! shoal-coordinator: the Flight SQL front door, the planner that sends plan fragments to the
+//! executors holding the shards, and the write path that commits new shards through Raft.
+
+pub mod catalog_provider;
+pub mod cluster;
+pub mod control_actions;
+pub mod copy_from;
+pub mod distributed;
+pub mod error;
+pub mod executor_registry;
+pub mod flight_sql_service;
+pub mod pruning;
+pub mod query_engine;
+pub mod server;
+pub mod shard_table;
+pub mod shard_write_sink;
+pub mod table_options;
+
+pub use error::CoordinatorError;
+pub use server::{Coordinator, CoordinatorConfig};

@@ -1,0 +1,332 @@
+//! Turns one SQL statement into a result: Shoal's own statements (CREATE TABLE with options,
+//! CREATE TABLE AS, COPY FROM, DROP TABLE, EXPLAIN) are handled here; everything else is
+//! planned by DataFusion over the pinned catalog version, distributed across the executors.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{DataFusionError, Result, TableReference, plan_err};
+use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::{SessionState, TaskContext};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::{CreateTable, Statement};
+use datafusion::sql::sqlparser::dialect::{GenericDialect, PostgreSqlDialect};
+use datafusion::sql::sqlparser::parser::Parser;
+use shoal_catalog::{Command, Response, TableDef};
+use shoal_flight::arrow_codec::encode_schema;
+use shoal_flight::error::coded;
+use shoal_flight::wire_types::plain_schema;
+use tonic::Code;
+use tracing::info;
+
+use crate::catalog_provider::{SHOAL_CATALOG, SHOAL_SCHEMA, ShoalCatalogProvider};
+use crate::cluster::Cluster;
+use crate::copy_from::CopyFrom;
+use crate::distributed::{describe_scan_tasks, display_distributed_plan, distributed_session};
+use crate::shard_write_sink::collect_garbage;
+use crate::table_options::TableOptions;
+
+/// What a statement produced.
+pub enum QueryOutput {
+    /// A plan to run when the client redeems its ticket.
+    Plan { plan: Arc<dyn ExecutionPlan>, task_ctx: Arc<TaskContext> },
+    /// Rows already computed (DDL, writes, EXPLAIN).
+    Batches { schema: SchemaRef, batches: Vec<RecordBatch> },
+}
+
+impl QueryOutput {
+    /// The result schema as clients see it (no view types).
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            QueryOutput::Plan { plan, .. } => plain_schema(&plan.schema()),
+            QueryOutput::Batches { schema, .. } => Arc::clone(schema),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct QueryEngine {
+    cluster: Arc<Cluster>,
+    runtime: Arc<RuntimeEnv>,
+}
+
+impl QueryEngine {
+    pub fn new(cluster: Arc<Cluster>, runtime: Arc<RuntimeEnv>) -> Self {
+        Self { cluster, runtime }
+    }
+
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// A session over the catalog's current version and the live executors.
+    pub fn session(&self) -> Result<SessionContext> {
+        let state = self.cluster.catalog.state();
+        let live = self.cluster.executors.live(&state);
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema(SHOAL_CATALOG, SHOAL_SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true);
+        config.options_mut().sql_parser.map_string_types_to_utf8view = false;
+        let builder = SessionStateBuilder::new()
+            .with_default_features()
+            .with_config(config)
+            .with_runtime_env(Arc::clone(&self.runtime));
+        let addresses: Vec<String> = live.iter().map(|e| e.address.clone()).collect();
+        let session_state = distributed_session(builder, &addresses)?.build();
+        let ctx = SessionContext::new_with_state(session_state);
+        let live_ids: HashSet<u64> = live.iter().map(|e| e.id).collect();
+        ctx.register_catalog(
+            SHOAL_CATALOG,
+            Arc::new(ShoalCatalogProvider::new(state, live_ids, Arc::clone(&self.cluster))?),
+        );
+        Ok(ctx)
+    }
+
+    /// Runs (or plans, for queries) one SQL statement.
+    pub async fn run(&self, sql: &str) -> Result<QueryOutput> {
+        let ctx = self.session()?;
+        if let Some(copy) = parse_copy_from(sql) {
+            return self.copy_from(&ctx, copy?).await;
+        }
+        let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
+        let statement = match (statements.pop_front(), statements.is_empty()) {
+            (Some(s), true) => s,
+            (None, _) => return plan_err!("empty statement"),
+            (Some(_), false) => return plan_err!("send one statement at a time"),
+        };
+        match statement {
+            DFStatement::Statement(stmt) => match *stmt {
+                Statement::CreateTable(create) => self.create_table(&ctx, create).await,
+                other => self.run_planned(&ctx, DFStatement::Statement(Box::new(other))).await,
+            },
+            DFStatement::Explain(explain) if !explain.options.analyze => {
+                self.explain(&ctx, *explain.statement, explain.options.verbose).await
+            }
+            DFStatement::CreateExternalTable(_) => plan_err!(
+                "CREATE EXTERNAL TABLE is not supported; use CREATE TABLE and COPY t FROM 'path'"
+            ),
+            DFStatement::CopyTo(_) => plan_err!("COPY ... TO is not supported yet"),
+            other => self.run_planned(&ctx, other).await,
+        }
+    }
+
+    async fn run_planned(&self, ctx: &SessionContext, statement: DFStatement) -> Result<QueryOutput> {
+        let state = ctx.state();
+        let plan = state.statement_to_plan(statement).await?;
+        match plan {
+            LogicalPlan::Ddl(DdlStatement::DropTable(drop)) => {
+                self.drop_table(&drop.name, drop.if_exists).await
+            }
+            LogicalPlan::Ddl(ddl) => plan_err!("{} is not supported", ddl.name()),
+            LogicalPlan::Statement(s) => plan_err!("{} is not supported", s.name()),
+            LogicalPlan::Dml(_) => {
+                let df = DataFrame::new(state, plan);
+                let batches = df.collect().await?;
+                Ok(QueryOutput::Batches { schema: count_schema(), batches: normalize_count(batches)? })
+            }
+            plan => {
+                let physical = state.create_physical_plan(&plan).await?;
+                Ok(QueryOutput::Plan { plan: physical, task_ctx: state.task_ctx() })
+            }
+        }
+    }
+
+    async fn create_table(&self, ctx: &SessionContext, mut create: CreateTable) -> Result<QueryOutput> {
+        let options = TableOptions::take_from(&mut create.table_options)?;
+        let if_not_exists = create.if_not_exists;
+        let state = ctx.state();
+        let plan = state
+            .statement_to_plan(DFStatement::Statement(Box::new(Statement::CreateTable(create))))
+            .await?;
+        let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) = plan else {
+            return plan_err!("unsupported CREATE TABLE form");
+        };
+        let name = table_name(&cmd.name)?;
+        let schema = plain_schema(cmd.input.schema().as_arrow());
+        let is_ctas = !matches!(cmd.input.as_ref(), LogicalPlan::EmptyRelation(_));
+        let table = self.table_def(&name, &schema, &options)?;
+        let created = self
+            .cluster
+            .propose(Command::CreateTable { table, if_not_exists })
+            .await?;
+        let Response::TableCreated { created, .. } = created else {
+            return plan_err!("unexpected catalog response to CREATE TABLE");
+        };
+        info!(table = %name, created, "create table");
+        if !is_ctas || !created {
+            return Ok(status("CREATE TABLE"));
+        }
+        // CREATE TABLE AS: load through the write path; if that fails the table goes away too.
+        let insert = async {
+            let ctx = self.session()?;
+            let df = DataFrame::new(ctx.state(), cmd.input.as_ref().clone());
+            let batches = df.write_table(&name, DataFrameWriteOptions::new()).await?;
+            normalize_count(batches)
+        };
+        match insert.await {
+            Ok(batches) => Ok(QueryOutput::Batches { schema: count_schema(), batches }),
+            Err(e) => {
+                let _ = self.drop_table(&name, true).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The catalog entry for a new table: options, defaults, and placement on live executors.
+    fn table_def(&self, name: &str, schema: &SchemaRef, options: &TableOptions) -> Result<TableDef> {
+        let state = self.cluster.catalog.state();
+        let live = self.cluster.executors.live(&state);
+        if live.is_empty() {
+            return Err(coded(Code::Unavailable, "no executors are available to hold the table"));
+        }
+        if let Some(column) = &options.distribution
+            && schema.index_of(column).is_err()
+        {
+            return plan_err!("distribution column '{column}' is not a column of table '{name}'");
+        }
+        let n = live.len() as u32;
+        let (shard_count, replication) = match &options.distribution {
+            Some(_) => (options.shards.unwrap_or(n), options.replication.unwrap_or(n.min(2))),
+            None => {
+                if options.shards.is_some_and(|s| s != 1) {
+                    return plan_err!("a table without a distribution column has one shard; add distribution = 'column'");
+                }
+                (1, options.replication.unwrap_or(n))
+            }
+        };
+        if replication > n {
+            return plan_err!("replication {replication} is more than the {n} available executors");
+        }
+        let ids: Vec<u64> = live.iter().map(|e| e.id).collect();
+        let placement = (0..shard_count as usize)
+            .map(|bucket| (0..replication as usize).map(|k| ids[(bucket + k) % ids.len()]).collect())
+            .collect();
+        Ok(TableDef {
+            id: 0,
+            name: name.to_string(),
+            schema_ipc: encode_schema(schema),
+            distribution: options.distribution.clone(),
+            shard_count,
+            replication,
+            placement,
+            created_index: 0,
+        })
+    }
+
+    async fn drop_table(&self, name: &TableReference, if_exists: bool) -> Result<QueryOutput> {
+        let name = table_name(name)?;
+        let response = self.cluster.propose(Command::DropTable { name, if_exists }).await?;
+        if let Response::TableDropped { files, .. } = response {
+            collect_garbage(&self.cluster, files).await;
+        }
+        Ok(status("DROP TABLE"))
+    }
+
+    async fn copy_from(&self, ctx: &SessionContext, copy: CopyFrom) -> Result<QueryOutput> {
+        let provider = ctx.table_provider(copy.table.as_str()).await?;
+        let df = copy.read(ctx, &provider.schema()).await?;
+        let batches = df.write_table(&copy.table, DataFrameWriteOptions::new()).await?;
+        Ok(QueryOutput::Batches { schema: count_schema(), batches: normalize_count(batches)? })
+    }
+
+    async fn explain(&self, ctx: &SessionContext, statement: DFStatement, verbose: bool) -> Result<QueryOutput> {
+        let state: SessionState = ctx.state();
+        let logical = state.statement_to_plan(statement).await?;
+        let physical = state.create_physical_plan(&logical).await?;
+        let mut text = display_distributed_plan(&physical);
+        let tasks = describe_scan_tasks(&physical);
+        if !tasks.is_empty() {
+            text.push_str("\nShard scan tasks:\n");
+            for line in tasks {
+                text.push_str("  ");
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        let mut types = vec!["physical_plan".to_string()];
+        let mut plans = vec![text];
+        if verbose {
+            types.insert(0, "logical_plan".into());
+            plans.insert(0, logical.display_indent().to_string());
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("plan_type", DataType::Utf8, false),
+            Field::new("plan", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(StringArray::from(types)), Arc::new(StringArray::from(plans))],
+        )?;
+        Ok(QueryOutput::Batches { schema, batches: vec![batch] })
+    }
+
+    /// Runs a plan to completion and returns its batches (used for eager statements and tests).
+    pub async fn collect(output: QueryOutput) -> Result<Vec<RecordBatch>> {
+        match output {
+            QueryOutput::Plan { plan, task_ctx } => collect(plan, task_ctx).await,
+            QueryOutput::Batches { batches, .. } => Ok(batches),
+        }
+    }
+}
+
+fn parse_copy_from(sql: &str) -> Option<Result<CopyFrom>> {
+    let trimmed = sql.trim_start();
+    if !trimmed.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("copy")) {
+        return None;
+    }
+    let statements = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+        Ok(s) => s,
+        Err(_) => return None, // not Postgres COPY FROM syntax; DataFusion will report the error
+    };
+    statements.first().and_then(CopyFrom::from_statement)
+}
+
+fn table_name(name: &TableReference) -> Result<String> {
+    match name {
+        TableReference::Bare { table } => Ok(table.to_string()),
+        TableReference::Partial { schema, table } if schema.as_ref() == SHOAL_SCHEMA => Ok(table.to_string()),
+        TableReference::Full { catalog, schema, table }
+            if catalog.as_ref() == SHOAL_CATALOG && schema.as_ref() == SHOAL_SCHEMA =>
+        {
+            Ok(table.to_string())
+        }
+        other => plan_err!("tables live in {SHOAL_CATALOG}.{SHOAL_SCHEMA}; '{other}' is elsewhere"),
+    }
+}
+
+fn count_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("count", DataType::UInt64, false)]))
+}
+
+/// DataFusion's DML plans report `count`; make it one non-null UInt64 row.
+fn normalize_count(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    let mut total = 0u64;
+    for batch in &batches {
+        if batch.num_columns() == 0 {
+            continue;
+        }
+        let column = arrow::compute::cast(batch.column(0), &DataType::UInt64)?;
+        let values = column
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .ok_or_else(|| DataFusionError::Internal("count is not an integer".into()))?;
+        total += values.iter().flatten().sum::<u64>();
+    }
+    Ok(vec![RecordBatch::try_new(count_schema(), vec![Arc::new(UInt64Array::from(vec![total]))])?])
+}
+
+fn status(text: &str) -> QueryOutput {
+    let schema = Arc::new(Schema::new(vec![Field::new("status", DataType::Utf8, false)]));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(vec![text]))])
+        .expect("static schema");
+    QueryOutput::Batches { schema, batches: vec![batch] }
+}
+

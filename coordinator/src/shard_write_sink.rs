@@ -1,0 +1,258 @@
+//! `ShardWriteSink`: the write path. Rows are hash-partitioned on the distribution column into
+//! the table's buckets, each bucket's rows are written as Parquet on every owner executor, and
+//! one Raft `CommitWrite` makes all new files visible at once, only after every copy is durable.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::common::{Result, exec_datafusion_err};
+use datafusion::datasource::sink::DataSink;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::metrics::Time;
+use datafusion::physical_plan::repartition::BatchPartitioner;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
+use futures::StreamExt;
+use futures::future::try_join_all;
+use shoal_catalog::{Command, Response, ShardFile, TableDef, TxnId};
+use shoal_flight::arrow_codec::encode_schema;
+use shoal_flight::error::coded;
+use shoal_flight::executor_client;
+use shoal_flight::rpc::WriteShardRequest;
+use shoal_flight::wire_types::cast_batch;
+use tonic::Code;
+use tracing::{info, warn};
+
+use crate::cluster::Cluster;
+use crate::executor_registry::ExecutorRegistry;
+
+/// Rows per shard file; a bucket's buffer is flushed to a new file when it reaches this.
+pub const ROWS_PER_FILE: usize = 1_000_000;
+
+#[derive(Debug)]
+pub struct ShardWriteSink {
+    cluster: Arc<Cluster>,
+    table: TableDef,
+    schema: SchemaRef,
+    replace: bool,
+}
+
+impl ShardWriteSink {
+    pub fn new(cluster: Arc<Cluster>, table: TableDef, schema: SchemaRef, replace: bool) -> Self {
+        Self { cluster, table, schema, replace }
+    }
+}
+
+impl DisplayAs for ShardWriteSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "ShardWriteSink: table={}, shards={}, replication={}",
+            self.table.name, self.table.shard_count, self.table.replication
+        )
+    }
+}
+
+#[async_trait]
+impl DataSink for ShardWriteSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> Result<u64> {
+        let (txn, table) = match self
+            .cluster
+            .propose(Command::BeginWrite { table: self.table.name.clone() })
+            .await?
+        {
+            Response::WriteBegun { txn, table } => (txn, table),
+            other => return Err(exec_datafusion_err!("unexpected catalog response {other:?}")),
+        };
+        if table.id != self.table.id {
+            return Err(coded(
+                Code::Aborted,
+                format!("table '{}' was replaced while the statement was planned", table.name),
+            ));
+        }
+        let mut writer = BucketWriter::try_new(&self.cluster, table, Arc::clone(&self.schema), txn)?;
+        match writer.write_stream(data).await {
+            Ok(()) => {
+                let rows = writer.rows;
+                let files = std::mem::take(&mut writer.written);
+                let committed = self
+                    .cluster
+                    .propose(Command::CommitWrite { txn, files: files.clone(), replace: self.replace })
+                    .await;
+                match committed {
+                    Ok(Response::WriteCommitted { replaced, .. }) => {
+                        info!(table = %self.table.name, txn, rows, files = files.len(), "write committed");
+                        collect_garbage(&self.cluster, replaced).await;
+                        Ok(rows)
+                    }
+                    Ok(other) => Err(exec_datafusion_err!("unexpected catalog response {other:?}")),
+                    Err(e) => {
+                        collect_garbage(&self.cluster, files).await;
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(table = %self.table.name, txn, error = %e, "write failed; aborting");
+                let _ = self.cluster.propose(Command::AbortWrite { txn }).await;
+                collect_garbage(&self.cluster, std::mem::take(&mut writer.written)).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Buffers rows per bucket and writes full buckets to their owners.
+struct BucketWriter {
+    table: TableDef,
+    schema: SchemaRef,
+    txn: TxnId,
+    partitioner: Option<BatchPartitioner>,
+    buffers: Vec<(Vec<RecordBatch>, usize)>,
+    owner_addresses: Vec<Vec<String>>,
+    written: Vec<ShardFile>,
+    rows: u64,
+    files_started: usize,
+}
+
+impl BucketWriter {
+    fn try_new(cluster: &Cluster, table: TableDef, schema: SchemaRef, txn: TxnId) -> Result<Self> {
+        let partitioner = match &table.distribution {
+            Some(column) if table.shard_count > 1 => {
+                let index = schema.index_of(column)?;
+                Some(BatchPartitioner::new_hash_partitioner(
+                    vec![Arc::new(Column::new(column, index))],
+                    table.shard_count as usize,
+                    Time::new(),
+                )?)
+            }
+            _ => None,
+        };
+        let state = cluster.catalog.state();
+        let addresses = ExecutorRegistry::addresses(&state);
+        let mut owner_addresses = Vec::new();
+        for owners in &table.placement {
+            let mut list = Vec::new();
+            for id in owners {
+                if !cluster.executors.is_live(*id) {
+                    return Err(coded(
+                        Code::Unavailable,
+                        format!(
+                            "executor {id}, which holds a replica of table '{}', is not available; try again when it is back",
+                            table.name
+                        ),
+                    ));
+                }
+                list.push(addresses[id].clone());
+            }
+            owner_addresses.push(list);
+        }
+        Ok(Self {
+            buffers: vec![(Vec::new(), 0); table.shard_count as usize],
+            table,
+            schema,
+            txn,
+            partitioner,
+            owner_addresses,
+            written: Vec::new(),
+            rows: 0,
+            files_started: 0,
+        })
+    }
+
+    async fn write_stream(&mut self, mut data: SendableRecordBatchStream) -> Result<()> {
+        while let Some(batch) = data.next().await {
+            let batch = cast_batch(&batch?, &self.schema)?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            self.rows += batch.num_rows() as u64;
+            let parts: Vec<(usize, RecordBatch)> = match &mut self.partitioner {
+                Some(p) => p.partition_iter(batch)?.collect::<Result<_>>()?,
+                None => vec![(0, batch)],
+            };
+            for (bucket, part) in parts {
+                let (batches, rows) = &mut self.buffers[bucket];
+                *rows += part.num_rows();
+                batches.push(part);
+                if *rows >= ROWS_PER_FILE {
+                    self.flush(bucket).await?;
+                }
+            }
+        }
+        for bucket in 0..self.buffers.len() {
+            self.flush(bucket).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered rows of `bucket` as one file on every owner (all copies or none).
+    async fn flush(&mut self, bucket: usize) -> Result<()> {
+        let (batches, rows) = std::mem::take(&mut self.buffers[bucket]);
+        if rows == 0 {
+            return Ok(());
+        }
+        self.files_started += 1;
+        let path = format!(
+            "shards/t{}/b{bucket}/w{}-{}.parquet",
+            self.table.id, self.txn, self.files_started
+        );
+        let request = WriteShardRequest { path: path.clone(), schema_ipc: encode_schema(&self.schema) };
+        let owners = &self.owner_addresses[bucket];
+        // Recorded before the copies are made, so a failure cleans up partial copies too.
+        self.written.push(ShardFile {
+            id: 0,
+            table_id: self.table.id,
+            bucket: bucket as u32,
+            path,
+            rows: rows as u64,
+            bytes: 0,
+            column_stats: vec![],
+            owners: self.table.placement[bucket].clone(),
+            txn: self.txn,
+        });
+        let copies = try_join_all(owners.iter().map(|address| {
+            executor_client::write_shard(address, &request, Arc::clone(&self.schema), batches.clone())
+        }))
+        .await
+        .map_err(shoal_flight::status_to_datafusion)?;
+        let first = &copies[0];
+        let file = self.written.last_mut().expect("just pushed");
+        file.bytes = first.bytes;
+        file.column_stats = first.column_stats.clone();
+        Ok(())
+    }
+}
+
+/// Deletes files no committed version references (best effort: a failure leaves an orphan
+/// file, never a visible one).
+pub async fn collect_garbage(cluster: &Cluster, files: Vec<ShardFile>) {
+    if files.is_empty() {
+        return;
+    }
+    let state = cluster.catalog.state();
+    let addresses = ExecutorRegistry::addresses(&state);
+    let mut per_owner: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for file in files {
+        for owner in &file.owners {
+            if let Some(address) = addresses.get(owner) {
+                per_owner.entry(address.clone()).or_default().push(file.path.clone());
+            }
+        }
+    }
+    for (address, paths) in per_owner {
+        if let Err(status) = executor_client::delete_files(&address, paths).await {
+            warn!(%address, error = %status.message(), "could not delete garbage shard files");
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Starts an executor on an already-bound listener.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use futures::FutureExt;
+use shoal_flight::LocalShardStore;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tracing::info;
+
+use crate::error::ExecutorError;
+use crate::flight_service::ExecutorFlightService;
+use crate::shard_store::ShardStore;
+use crate::worker::add_worker_service;
+
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// Where shard files live.
+    pub data_dir: PathBuf,
+    /// Flight address of the coordinator to register with, e.g. `http://127.0.0.1:50051`.
+    pub coordinator: String,
+    /// Address other nodes use to reach this executor; defaults to the listener's address.
+    pub advertise_address: Option<String>,
+    /// Labels such as `region=eu`.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Serves the executor on `listener` until `shutdown` resolves.
+pub async fn serve(
+    config: ExecutorConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ExecutorError> {
+    let local = listener.local_addr().map_err(|source| ExecutorError::Io {
+        path: "listener".into(),
+        source,
+    })?;
+    let address = config
+        .advertise_address
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    let store = Arc::new(ShardStore::open(&config.data_dir)?);
+    let data_id = store.data_id()?;
+    info!(%address, data_dir = %config.data_dir.display(), "executor starting");
+
+    let shutdown = shutdown.shared();
+    let heartbeat = tokio::spawn(crate::heartbeat::run(
+        config.coordinator.clone(),
+        data_id,
+        address.clone(),
+        config.labels.clone(),
+        shutdown.clone(),
+    ));
+
+    let flight = FlightServiceServer::new(ExecutorFlightService::new(Arc::clone(&store)))
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
+    let mut server = Server::builder().tcp_nodelay(true);
+    let local_store = LocalShardStore { data_dir: store.data_dir().to_path_buf(), address };
+    let result = add_worker_service(&mut server, local_store)
+        .add_service(flight)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    heartbeat.abort();
+    result.map_err(ExecutorError::from)
+}

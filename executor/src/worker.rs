@@ -1,0 +1,40 @@
+//! The datafusion-distributed worker that runs plan stages on this executor. The only module of
+//! this crate that names `datafusion_distributed` types.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionState;
+use datafusion_distributed::{DistributedExt, Worker, WorkerQueryContext, WorkerSessionBuilder};
+use shoal_flight::{LocalShardStore, ShardScanCodec};
+
+use tonic::transport::Server;
+use tonic::transport::server::Router;
+
+/// Gives every stage that runs here the shard-scan codec and this executor's shard store.
+#[derive(Clone)]
+struct ShoalWorkerSession {
+    store: Arc<LocalShardStore>,
+}
+
+#[async_trait]
+impl WorkerSessionBuilder for ShoalWorkerSession {
+    async fn build_session_state(
+        &self,
+        ctx: WorkerQueryContext,
+    ) -> Result<SessionState, DataFusionError> {
+        let mut builder = ctx.builder.with_distributed_user_codec(ShardScanCodec);
+        builder
+            .config()
+            .get_or_insert_default()
+            .set_extension(Arc::clone(&self.store));
+        Ok(builder.build())
+    }
+}
+
+/// Adds the worker gRPC service, for an executor whose shards live in `store`, to `server`.
+pub fn add_worker_service(server: &mut Server, store: LocalShardStore) -> Router {
+    let worker = Worker::from_session_builder(ShoalWorkerSession { store: Arc::new(store) });
+    server.add_service(worker.into_worker_server())
+}

@@ -1,0 +1,82 @@
+//! Internal RPC messages between coordinators and executors, carried in Flight descriptors,
+//! tickets and actions as JSON.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use shoal_catalog::{ColumnStats, ExecutorId};
+use tonic::Status;
+
+/// Executor -> coordinator: join the cluster (idempotent per data dir).
+pub const ACTION_REGISTER_EXECUTOR: &str = "shoal.register_executor";
+/// Executor -> coordinator: still alive.
+pub const ACTION_HEARTBEAT: &str = "shoal.heartbeat";
+/// Coordinator -> executor: remove shard files that no committed version references.
+pub const ACTION_DELETE_FILES: &str = "shoal.delete_files";
+/// Prefix of a `DoGet` ticket that scans shard files on an executor.
+pub const SCAN_TICKET_PREFIX: &[u8] = b"shoal.scan:";
+/// Prefix of a `DoPut` descriptor command that writes one shard file on an executor.
+pub const WRITE_DESCRIPTOR_PREFIX: &[u8] = b"shoal.write:";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegisterExecutorRequest {
+    pub data_id: String,
+    pub address: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegisterExecutorResponse {
+    pub executor_id: ExecutorId,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub executor_id: ExecutorId,
+    pub address: String,
+}
+
+/// Writes the batches of a `DoPut` as one Parquet file at `path` (relative to the data dir).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WriteShardRequest {
+    pub path: String,
+    pub schema_ipc: Vec<u8>,
+}
+
+/// What an executor reports after a shard file is durable.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WriteShardResponse {
+    pub rows: u64,
+    pub bytes: u64,
+    pub column_stats: Vec<ColumnStats>,
+}
+
+/// Scans shard files on the executor that holds them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScanShardRequest {
+    pub paths: Vec<String>,
+    /// Schema of the stored files (the table schema).
+    pub schema_ipc: Vec<u8>,
+    pub projection: Option<Vec<usize>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeleteFilesRequest {
+    pub paths: Vec<String>,
+}
+
+/// Encodes a message with a prefix.
+pub fn encode<T: Serialize>(prefix: &[u8], msg: &T) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    out.extend(serde_json::to_vec(msg).expect("RPC messages always serialize"));
+    out
+}
+
+/// Decodes a message written by [`encode`]; `None` when the prefix does not match.
+pub fn decode<T: DeserializeOwned>(prefix: &[u8], bytes: &[u8]) -> Option<Result<T, Status>> {
+    let body = bytes.strip_prefix(prefix)?;
+    Some(
+        serde_json::from_slice(body)
+            .map_err(|e| Status::invalid_argument(format!("malformed internal request: {e}"))),
+    )
+}

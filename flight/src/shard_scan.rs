@@ -1,0 +1,307 @@
+//! `ShardScanExec`: reads a table's shard files, one output partition per bucket, on the
+//! executor that owns them.
+//!
+//! The coordinator plans it with the files that survived min/max pruning; the distributed
+//! planner then splits it into one variant per owning executor (see the coordinator's
+//! `shard_routing`), so each task reads only local files. Run anywhere else (for example in a
+//! single-task plan on the coordinator), it asks an owner to scan the files and stream them.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, RecordBatchOptions};
+use arrow::datatypes::SchemaRef;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result, Statistics};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::{StreamExt, TryStreamExt, stream};
+use serde::{Deserialize, Serialize};
+
+use crate::arrow_codec::encode_schema;
+use crate::error::{is_unreachable, status_to_datafusion};
+use crate::executor_client;
+use crate::rpc::ScanShardRequest;
+use crate::shard_reader;
+
+/// One shard file as a scan sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardFileRef {
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Flight addresses of the executors holding a copy, preferred first.
+    pub owners: Vec<String>,
+}
+
+/// The files of one bucket: one output partition of the scan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardPartition {
+    pub bucket: u32,
+    pub files: Vec<ShardFileRef>,
+}
+
+/// Session extension present on executors: where this executor keeps its shard files.
+#[derive(Debug, Clone)]
+pub struct LocalShardStore {
+    pub data_dir: PathBuf,
+    /// This executor's Flight address, as the catalog lists it among shard owners.
+    pub address: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShardScanExec {
+    table: String,
+    table_schema: SchemaRef,
+    projection: Option<Vec<usize>>,
+    partitions: Vec<ShardPartition>,
+    /// Buckets of the table before pruning (for EXPLAIN).
+    total_buckets: u32,
+    /// The executor this variant was routed to, once the distributed planner has decided.
+    executor: Option<String>,
+    properties: Arc<PlanProperties>,
+}
+
+impl ShardScanExec {
+    pub fn try_new(
+        table: impl Into<String>,
+        table_schema: SchemaRef,
+        projection: Option<Vec<usize>>,
+        partitions: Vec<ShardPartition>,
+        total_buckets: u32,
+        executor: Option<String>,
+    ) -> Result<Self> {
+        let schema = match &projection {
+            Some(p) => Arc::new(table_schema.project(p)?),
+            None => Arc::clone(&table_schema),
+        };
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            Partitioning::UnknownPartitioning(partitions.len().max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Ok(Self {
+            table: table.into(),
+            table_schema,
+            projection,
+            partitions,
+            total_buckets,
+            executor,
+            properties,
+        })
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+    pub fn table_schema(&self) -> &SchemaRef {
+        &self.table_schema
+    }
+    pub fn projection(&self) -> Option<&Vec<usize>> {
+        self.projection.as_ref()
+    }
+    pub fn partitions(&self) -> &[ShardPartition] {
+        &self.partitions
+    }
+    pub fn total_buckets(&self) -> u32 {
+        self.total_buckets
+    }
+    pub fn executor(&self) -> Option<&str> {
+        self.executor.as_deref()
+    }
+
+    /// The same scan over other partitions, routed to `executor`; `partition_count` pads with
+    /// empty partitions so that every task variant has the same shape.
+    pub fn variant(
+        &self,
+        mut partitions: Vec<ShardPartition>,
+        partition_count: usize,
+        executor: Option<String>,
+    ) -> Result<Self> {
+        while partitions.len() < partition_count {
+            partitions.push(ShardPartition { bucket: u32::MAX, files: vec![] });
+        }
+        Self::try_new(
+            self.table.clone(),
+            Arc::clone(&self.table_schema),
+            self.projection.clone(),
+            partitions,
+            self.total_buckets,
+            executor,
+        )
+    }
+
+    fn scanned_files(&self) -> impl Iterator<Item = &ShardFileRef> {
+        self.partitions.iter().flat_map(|p| p.files.iter())
+    }
+}
+
+impl DisplayAs for ShardScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let buckets: Vec<String> = self
+            .partitions
+            .iter()
+            .filter(|p| p.bucket != u32::MAX)
+            .map(|p| p.bucket.to_string())
+            .collect();
+        let rows: u64 = self.scanned_files().map(|f| f.rows).sum();
+        write!(
+            f,
+            "ShardScanExec: table={}, shards=[{}] of {}, files={}, rows={}",
+            self.table,
+            buckets.join(","),
+            self.total_buckets,
+            self.scanned_files().count(),
+            rows
+        )?;
+        if let Some(p) = &self.projection {
+            let names: Vec<&str> =
+                p.iter().map(|i| self.table_schema.field(*i).name().as_str()).collect();
+            write!(f, ", projection=[{}]", names.join(", "))?;
+        }
+        if let Some(executor) = &self.executor {
+            write!(f, ", executor={executor}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for ShardScanExec {
+    fn name(&self) -> &str {
+        "ShardScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
+        let rows: u64 = match partition {
+            Some(i) => self.partitions.get(i).map(|p| p.files.iter().map(|f| f.rows).sum()).unwrap_or(0),
+            None => self.scanned_files().map(|f| f.rows).sum(),
+        };
+        let mut stats = Statistics::new_unknown(&self.schema());
+        stats.num_rows = Precision::Exact(rows as usize);
+        Ok(Arc::new(stats))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let schema = self.schema();
+        let Some(part) = self.partitions.get(partition) else {
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream::empty())));
+        };
+        let local = context.session_config().get_extension::<LocalShardStore>();
+        let scan = FileScan {
+            table_schema: Arc::clone(&self.table_schema),
+            projection: self.projection.clone(),
+            schema: Arc::clone(&schema),
+            local,
+        };
+        let files = part.files.clone();
+        let batches = stream::iter(files)
+            .then(move |file| {
+                let scan = scan.clone();
+                async move { scan.open(file).await }
+            })
+            .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+}
+
+/// What one partition's files need to be opened, locally or through an owner.
+#[derive(Clone)]
+struct FileScan {
+    table_schema: SchemaRef,
+    projection: Option<Vec<usize>>,
+    schema: SchemaRef,
+    local: Option<Arc<LocalShardStore>>,
+}
+
+impl FileScan {
+    async fn open(&self, file: ShardFileRef) -> Result<SendableRecordBatchStream> {
+        if let Some(store) = &self.local
+            && file.owners.iter().any(|o| o == &store.address)
+        {
+            return shard_reader::read_local(
+                &store.data_dir,
+                vec![file.path],
+                Arc::clone(&self.table_schema),
+                self.projection.clone(),
+            );
+        }
+        self.open_remote(file).await
+    }
+
+    /// Asks the owners in order; an unreachable owner is skipped, any other error is final.
+    async fn open_remote(&self, file: ShardFileRef) -> Result<SendableRecordBatchStream> {
+        // Zero-column batches do not survive IPC with their row count: fetch one column and drop it.
+        let count_only = self.schema.fields().is_empty();
+        let projection = match (&self.projection, count_only) {
+            (_, true) => Some(vec![0]),
+            (p, false) => p.clone(),
+        };
+        let fetched_schema = match &projection {
+            Some(p) => Arc::new(self.table_schema.project(p)?),
+            None => Arc::clone(&self.table_schema),
+        };
+        let request = ScanShardRequest {
+            paths: vec![file.path.clone()],
+            schema_ipc: encode_schema(&self.table_schema),
+            projection,
+        };
+        let mut last_error = None;
+        for owner in &file.owners {
+            match executor_client::scan_shard(owner, &request, Arc::clone(&fetched_schema)).await {
+                Ok(stream) if count_only => {
+                    let schema = Arc::clone(&self.schema);
+                    let counted = stream.map_ok(move |b: RecordBatch| {
+                        let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+                        RecordBatch::try_new_with_options(Arc::clone(&schema), vec![], &options)
+                            .expect("zero columns always match")
+                    });
+                    return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                        Arc::clone(&self.schema),
+                        counted,
+                    )));
+                }
+                Ok(stream) => return Ok(stream),
+                Err(status) if is_unreachable(&status) => last_error = Some(status),
+                Err(status) => return Err(status_to_datafusion(status)),
+            }
+        }
+        Err(DataFusionError::Execution(format!(
+            "no live replica of shard file {} (owners: {}){}",
+            file.path,
+            file.owners.join(", "),
+            last_error.map(|s| format!(": {}", s.message())).unwrap_or_default()
+        )))
+    }
+}

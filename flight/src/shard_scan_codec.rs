@@ -1,0 +1,72 @@
+//! Serializes `ShardScanExec` for the trip from the coordinator's planner to the executors.
+
+use std::sync::Arc;
+
+use datafusion::common::{Result, internal_err};
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::arrow_codec::{decode_schema, encode_schema};
+use crate::shard_scan::{ShardPartition, ShardScanExec};
+
+#[derive(Debug, Default, Clone)]
+pub struct ShardScanCodec;
+
+#[derive(Serialize, Deserialize)]
+struct ShardScanProto {
+    table: String,
+    table_schema_ipc: Vec<u8>,
+    projection: Option<Vec<usize>>,
+    partitions: Vec<ShardPartition>,
+    total_buckets: u32,
+    executor: Option<String>,
+}
+
+impl PhysicalExtensionCodec for ShardScanCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        _ctx: &TaskContext,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !inputs.is_empty() {
+            return internal_err!("ShardScanExec has no children, got {}", inputs.len());
+        }
+        let proto: ShardScanProto = serde_json::from_slice(buf).map_err(|e| {
+            datafusion::error::DataFusionError::Internal(format!("corrupt ShardScanExec: {e}"))
+        })?;
+        Ok(Arc::new(ShardScanExec::try_new(
+            proto.table,
+            decode_schema(&proto.table_schema_ipc)?,
+            proto.projection,
+            proto.partitions,
+            proto.total_buckets,
+            proto.executor,
+        )?))
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        let Some(scan) = node.downcast_ref::<ShardScanExec>() else {
+            return internal_err!("ShardScanCodec cannot encode {}", node.name());
+        };
+        let proto = ShardScanProto {
+            table: scan.table().to_string(),
+            table_schema_ipc: encode_schema(scan.table_schema()),
+            projection: scan.projection().cloned(),
+            partitions: scan.partitions().to_vec(),
+            total_buckets: scan.total_buckets(),
+            executor: scan.executor().map(str::to_string),
+        };
+        serde_json::to_writer(buf, &proto).map_err(|e| {
+            datafusion::error::DataFusionError::Internal(format!("cannot encode ShardScanExec: {e}"))
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! `shoal sql`: the interactive SQL client (REPL) and the `-c`/`-f` script runner.
+//!
+//! Talks Flight SQL to any coordinator: each statement goes out as a `CommandStatementQuery`,
+//! and the batches of every endpoint of the returned `FlightInfo` are printed as a table, CSV
+//! or JSON lines. Errors print as one `ERROR: <message>` line.
+
+mod client;
+mod errors;
+mod meta_commands;
+mod render;
+mod repl;
+mod session;
+mod spinner;
+mod splitter;
+
+use std::fmt;
+use std::path::Path;
+
+use session::Session;
+
+/// Arguments of `shoal sql`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SqlArgs {
+    /// Flight SQL endpoint of any coordinator
+    #[arg(long, default_value = "grpc://127.0.0.1:50051", env = "SHOAL_URL")]
+    pub url: String,
+    /// Run one statement (or several separated by `;`) and exit
+    #[arg(short = 'c', long = "command", conflicts_with = "file")]
+    pub command: Option<String>,
+    /// Run the statements in FILE (`-` for stdin) and exit
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<std::path::PathBuf>,
+    /// Output format: an aligned table, CSV with a header line, or JSON lines (one object per
+    /// row). With csv/json the `(N rows, T s)` line goes to stderr, and only on a terminal
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// How results are printed.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Aligned table followed by `(N rows, T s)`
+    Table,
+    /// CSV with a header line
+    Csv,
+    /// JSON lines: one object per row
+    Json,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Returned after the problem was already printed as `ERROR: ...` on stderr; the caller should
+/// exit with status 1 without printing it again (`err.is::<AlreadyReported>()`).
+#[derive(Debug)]
+pub struct AlreadyReported(pub String);
+
+impl fmt::Display for AlreadyReported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AlreadyReported {}
+
+/// Prints `ERROR: <message>` and returns the matching [`AlreadyReported`].
+fn fail(message: impl fmt::Display) -> BoxError {
+    eprintln!("ERROR: {message}");
+    Box::new(AlreadyReported(message.to_string()))
+}
+
+/// Runs `shoal sql`: non-interactive with -c/-f (stops at the first failing statement and
+/// returns `Err`, i.e. exit status 1), else the REPL.
+pub async fn run(args: SqlArgs) -> Result<(), BoxError> {
+    let script = match (&args.command, &args.file) {
+        (Some(command), _) => Some(command.clone()),
+        (None, Some(path)) => Some(read_script(path).map_err(fail)?),
+        (None, None) => None,
+    };
+    match script {
+        Some(script) => run_script(&args.url, args.format, &script).await,
+        None => repl(&args.url, args.format).await,
+    }
+}
+
+/// The REPL against an already-known URL (also used by `shoal demo` after it starts the cluster).
+pub async fn repl(url: &str, format: OutputFormat) -> Result<(), BoxError> {
+    let session = Session::connect(url, format).await.map_err(fail)?;
+    repl::run_repl(session, url).await.map_err(fail)
+}
+
+/// Runs every statement of `script` in order, stopping at the first error.
+async fn run_script(url: &str, format: OutputFormat, script: &str) -> Result<(), BoxError> {
+    let statements = splitter::split_statements(script);
+    if statements.is_empty() {
+        return Ok(());
+    }
+    let mut session = Session::connect(url, format).await.map_err(fail)?;
+    for statement in &statements {
+        session.run_sql(statement).await.map_err(fail)?;
+    }
+    Ok(())
+}
+
+fn read_script(path: &Path) -> Result<String, String> {
+    let read = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    };
+    read.map_err(|e| format!("cannot read {}: {e}", path.display()))
+}

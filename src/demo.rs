@@ -1,0 +1,118 @@
+//! `shoal demo`: a whole cluster in one process, loaded with TPC-H, with a SQL prompt.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::cli::client::SqlClient;
+use crate::local_cluster::{Error, LocalCluster};
+use crate::tpch;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// TPC-H scale factor of the sample data (0.1 is about 100 MB)
+    #[arg(long, default_value_t = 0.1)]
+    pub scale: f64,
+    /// Number of executors
+    #[arg(long, default_value_t = 3)]
+    pub executors: usize,
+    /// Where the catalog, shards and generated data live (default: <user data dir>/shoal/demo)
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Flight SQL port of the coordinator on 127.0.0.1 (0: any free port)
+    #[arg(long, default_value_t = 50051)]
+    pub port: u16,
+    /// Serve until SIGINT/SIGTERM instead of opening the SQL prompt
+    #[arg(long)]
+    pub no_prompt: bool,
+}
+
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("shoal").join("demo")
+}
+
+pub async fn run(args: DemoArgs) -> Result<(), Error> {
+    if args.executors == 0 {
+        return Err("--executors must be at least 1".into());
+    }
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir)?;
+    eprintln!("Starting Shoal: 1 coordinator, {} executors, data in {}", args.executors, data_dir.display());
+    let cluster = LocalCluster::start(&data_dir, args.executors, args.port).await?;
+    let loaded = load_tpch(&cluster.url, &data_dir, args.scale).await;
+    if let Err(e) = loaded {
+        cluster.shutdown().await;
+        return Err(e);
+    }
+    println!("Flight SQL: {}", cluster.url);
+    if args.no_prompt {
+        eprintln!("Serving until SIGINT or SIGTERM.");
+        wait_for_signal().await;
+    } else {
+        eprintln!("Type SQL ending in ';', \\? for help, \\q to quit.");
+        if let Err(e) = crate::cli::repl(&cluster.url, crate::cli::OutputFormat::Table).await {
+            eprintln!("ERROR: {e}");
+        }
+    }
+    eprintln!("Shutting down.");
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// Creates and loads the TPC-H tables that do not exist yet, through the same Flight SQL
+/// statements a user would send (CREATE TABLE, COPY).
+async fn load_tpch(url: &str, data_dir: &std::path::Path, scale: f64) -> Result<(), Error> {
+    let mut client = SqlClient::connect(url).await?;
+    let existing = query_strings(&mut client, "SHOW TABLES").await?;
+    let missing: Vec<&str> = tpch::TABLES.iter().copied().filter(|t| !existing.iter().any(|e| e == t)).collect();
+    if missing.is_empty() {
+        eprintln!("Reusing the TPC-H tables already loaded in {}", data_dir.display());
+        return Ok(());
+    }
+    let files = data_dir.join(format!("tpch-sf{scale}"));
+    let started = Instant::now();
+    eprintln!("Generating TPC-H at scale {scale} in {} ...", files.display());
+    let dir = files.clone();
+    tokio::task::spawn_blocking(move || tpch::generate_parquet(&dir, scale)).await??;
+    for table in missing {
+        run(&mut client, tpch::create_table_sql(table)).await?;
+        let path = tpch::parquet_path(&files, table);
+        run(&mut client, &format!("COPY {table} FROM '{}'", path.display())).await?;
+        eprintln!("  loaded {table}");
+    }
+    eprintln!("Loaded TPC-H in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn run(client: &mut SqlClient, sql: &str) -> Result<(), Error> {
+    let mut results = client.execute(sql).await.map_err(|e| format!("{sql}: {e}"))?;
+    while results.next_batch().await.map_err(|e| format!("{sql}: {e}"))?.is_some() {}
+    Ok(())
+}
+
+/// The `table_name` column of a query's result (as `SHOW TABLES` returns it).
+async fn query_strings(client: &mut SqlClient, sql: &str) -> Result<Vec<String>, Error> {
+    let mut results = client.execute(sql).await?;
+    let mut out = Vec::new();
+    while let Some(batch) = results.next_batch().await? {
+        let Ok(index) = batch.schema().index_of("table_name") else { continue };
+        let column = arrow::compute::cast(batch.column(index), &arrow::datatypes::DataType::Utf8)?;
+        let strings = column.as_any().downcast_ref::<arrow::array::StringArray>().ok_or("not strings")?;
+        out.extend(strings.iter().flatten().map(str::to_string));
+    }
+    Ok(out)
+}
+
+pub async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("can install a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,92 @@
+//! A whole cluster in one process: one coordinator and N executors on 127.0.0.1, each with its
+//! own listener and data dir. Used by `shoal demo` and by the integration tests.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use shoal_coordinator::{Coordinator, CoordinatorConfig};
+use shoal_executor::ExecutorConfig;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Resolves when `sender` says so (or is dropped).
+pub fn shutdown_signal(receiver: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut receiver = receiver.clone();
+    async move {
+        let _ = receiver.wait_for(|stop| *stop).await;
+    }
+}
+
+pub struct LocalCluster {
+    /// Flight SQL URL of the coordinator, e.g. `grpc://127.0.0.1:50051`.
+    pub url: String,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl LocalCluster {
+    /// Starts a coordinator on `127.0.0.1:port` (0: any free port) and `executors` executors,
+    /// and waits until every executor has registered.
+    pub async fn start(data_dir: &Path, executors: usize, port: u16) -> Result<Self, Error> {
+        let (stop, stopped) = watch::channel(false);
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let address = listener.local_addr()?;
+        let raft_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let config = CoordinatorConfig { node_id: 1, data_dir: data_dir.join("coordinator") };
+        let coordinator = Coordinator::open(config, raft_listener).await?;
+        let probe = coordinator.clone();
+        let mut tasks = vec![tokio::spawn({
+            let shutdown = shutdown_signal(&stopped);
+            async move {
+                if let Err(e) = coordinator.serve(listener, shutdown).await {
+                    tracing::error!(error = %e, "coordinator stopped");
+                }
+            }
+        })];
+        let coordinator_url = format!("http://{address}");
+        for i in 0..executors {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let config = ExecutorConfig {
+                data_dir: executor_dir(data_dir, i),
+                coordinator: coordinator_url.clone(),
+                advertise_address: None,
+                labels: Default::default(),
+            };
+            let shutdown = shutdown_signal(&stopped);
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = shoal_executor::serve(config, listener, shutdown).await {
+                    tracing::error!(error = %e, "executor stopped");
+                }
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while probe.live_executors() < executors {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "only {} of {executors} executors registered within 30 s",
+                    probe.live_executors()
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self { url: format!("grpc://{address}"), stop, tasks })
+    }
+
+    /// Stops every node and waits for them to finish.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+}
+
+/// Data dir of executor `i` under a cluster's data dir.
+pub fn executor_dir(data_dir: &Path, i: usize) -> PathBuf {
+    data_dir.join(format!("executor-{i}"))
+}

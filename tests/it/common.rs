@@ -1,0 +1,137 @@
+//! Test helpers: a cluster on 127.0.0.1:0 in a temp dir, and a Flight SQL client that keeps
+//! gRPC status codes.
+
+use std::future::Future;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt};
+use arrow_flight::FlightDescriptor;
+use futures::TryStreamExt;
+use prost::Message;
+use shoal::local_cluster::LocalCluster;
+use tempfile::TempDir;
+use tonic::Status;
+use tonic::transport::Channel;
+
+/// Every test step has a deadline so that a hang fails instead of stalling CI.
+pub async fn within<T>(seconds: u64, what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(seconds), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {seconds} s"))
+}
+
+pub struct TestCluster {
+    pub cluster: Option<LocalCluster>,
+    pub dir: TempDir,
+}
+
+impl TestCluster {
+    /// A coordinator and `executors` executors on 127.0.0.1 port 0.
+    pub async fn start(executors: usize) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cluster = within(60, "cluster start", LocalCluster::start(dir.path(), executors, 0))
+            .await
+            .expect("cluster starts");
+        Self { cluster: Some(cluster), dir }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.cluster.as_ref().expect("running").url
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.url()).await
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(cluster) = self.cluster.take() {
+            within(30, "cluster shutdown", cluster.shutdown()).await;
+        }
+    }
+}
+
+/// A plain Flight client speaking Flight SQL commands, so tests see the server's status codes.
+#[derive(Clone)]
+pub struct Client {
+    inner: FlightServiceClient<Channel>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Self {
+        let uri = url.replace("grpc://", "http://");
+        let channel = within(10, "connect", Channel::from_shared(uri).unwrap().connect())
+            .await
+            .expect("connects");
+        Self {
+            inner: FlightServiceClient::new(channel)
+                .max_decoding_message_size(usize::MAX),
+        }
+    }
+
+    /// Runs one statement through GetFlightInfo(CommandStatementQuery) + DoGet.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, Status> {
+        within(300, sql, self.query_inner(sql)).await
+    }
+
+    async fn query_inner(&self, sql: &str) -> Result<Vec<RecordBatch>, Status> {
+        let mut client = self.inner.clone();
+        let command = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
+        let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+        let info = client.get_flight_info(descriptor).await?.into_inner();
+        let mut batches = Vec::new();
+        for endpoint in info.endpoint {
+            let ticket = endpoint.ticket.ok_or_else(|| Status::internal("endpoint without ticket"))?;
+            let stream = client.do_get(ticket).await?.into_inner();
+            let decoded = FlightRecordBatchStream::new_from_flight_data(stream.map_err(FlightError::from));
+            let mut part: Vec<RecordBatch> = decoded.try_collect().await.map_err(|e| match e {
+                FlightError::Tonic(status) => *status,
+                other => Status::internal(other.to_string()),
+            })?;
+            batches.append(&mut part);
+        }
+        Ok(batches)
+    }
+
+    /// Runs a statement that must succeed.
+    pub async fn ok(&self, sql: &str) -> Vec<RecordBatch> {
+        self.query(sql).await.unwrap_or_else(|s| panic!("{sql}: {:?}: {}", s.code(), s.message()))
+    }
+
+    /// The single value of a one-row, one-column result, as text.
+    pub async fn scalar(&self, sql: &str) -> String {
+        let rows = rows(&self.ok(sql).await);
+        assert_eq!(rows.len(), 1, "{sql} returned {rows:?}");
+        assert_eq!(rows[0].len(), 1, "{sql} returned {rows:?}");
+        rows[0][0].clone()
+    }
+
+    pub fn inner(&self) -> FlightServiceClient<Channel> {
+        self.inner.clone()
+    }
+}
+
+/// Every row as display strings.
+pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for batch in batches {
+        let formatters: Vec<ArrayFormatter> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formattable"))
+            .collect();
+        for row in 0..batch.num_rows() {
+            out.push(formatters.iter().map(|f| f.value(row).to_string()).collect());
+        }
+    }
+    out
+}
+
+pub fn row_count(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(|b| b.num_rows()).sum()
+}
