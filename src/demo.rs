@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::cli::client::SqlClient;
+use crate::cli::errors::error_message;
 use crate::local_cluster::{Error, LocalCluster};
 use crate::tpch;
 
@@ -27,7 +28,10 @@ pub struct DemoArgs {
 }
 
 pub fn default_data_dir() -> PathBuf {
-    dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("shoal").join("demo")
+    dirs::data_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("shoal")
+        .join("demo")
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), Error> {
@@ -36,7 +40,11 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
     }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)?;
-    eprintln!("Starting Shoal: 1 coordinator, {} executors, data in {}", args.executors, data_dir.display());
+    eprintln!(
+        "Starting Shoal: 1 coordinator, {} executors, data in {}",
+        args.executors,
+        data_dir.display()
+    );
     let cluster = LocalCluster::start(&data_dir, args.executors, args.port).await?;
     let loaded = load_tpch(&cluster.url, &data_dir, args.scale).await;
     if let Err(e) = loaded {
@@ -48,7 +56,6 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
         eprintln!("Serving until SIGINT or SIGTERM.");
         wait_for_signal().await;
     } else {
-        eprintln!("Type SQL ending in ';', \\? for help, \\q to quit.");
         if let Err(e) = crate::cli::repl(&cluster.url, crate::cli::OutputFormat::Table).await {
             eprintln!("ERROR: {e}");
         }
@@ -63,29 +70,44 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
 async fn load_tpch(url: &str, data_dir: &std::path::Path, scale: f64) -> Result<(), Error> {
     let mut client = SqlClient::connect(url).await?;
     let existing = query_strings(&mut client, "SHOW TABLES").await?;
-    let missing: Vec<&str> = tpch::TABLES.iter().copied().filter(|t| !existing.iter().any(|e| e == t)).collect();
+    let missing: Vec<&str> = tpch::TABLES
+        .iter()
+        .copied()
+        .filter(|t| !existing.iter().any(|e| e == t))
+        .collect();
     if missing.is_empty() {
-        eprintln!("Reusing the TPC-H tables already loaded in {}", data_dir.display());
+        eprintln!(
+            "Reusing the TPC-H tables already loaded in {}",
+            data_dir.display()
+        );
         return Ok(());
     }
     let files = data_dir.join(format!("tpch-sf{scale}"));
     let started = Instant::now();
-    eprintln!("Generating TPC-H at scale {scale} in {} ...", files.display());
+    eprintln!(
+        "Generating TPC-H at scale {scale} in {} ...",
+        files.display()
+    );
     let dir = files.clone();
     tokio::task::spawn_blocking(move || tpch::generate_parquet(&dir, scale)).await??;
     for table in missing {
-        run(&mut client, tpch::create_table_sql(table)).await?;
+        execute(&mut client, tpch::create_table_sql(table)).await?;
         let path = tpch::parquet_path(&files, table);
-        run(&mut client, &format!("COPY {table} FROM '{}'", path.display())).await?;
+        execute(
+            &mut client,
+            &format!("COPY {table} FROM '{}'", path.display()),
+        )
+        .await?;
         eprintln!("  loaded {table}");
     }
     eprintln!("Loaded TPC-H in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
-async fn run(client: &mut SqlClient, sql: &str) -> Result<(), Error> {
-    let mut results = client.execute(sql).await.map_err(|e| format!("{sql}: {e}"))?;
-    while results.next_batch().await.map_err(|e| format!("{sql}: {e}"))?.is_some() {}
+async fn execute(client: &mut SqlClient, sql: &str) -> Result<(), Error> {
+    let failed = |e: arrow_flight::error::FlightError| format!("{sql}: {}", error_message(&e));
+    let mut results = client.execute(sql).await.map_err(failed)?;
+    while results.next_batch().await.map_err(failed)?.is_some() {}
     Ok(())
 }
 
@@ -94,9 +116,14 @@ async fn query_strings(client: &mut SqlClient, sql: &str) -> Result<Vec<String>,
     let mut results = client.execute(sql).await?;
     let mut out = Vec::new();
     while let Some(batch) = results.next_batch().await? {
-        let Ok(index) = batch.schema().index_of("table_name") else { continue };
+        let Ok(index) = batch.schema().index_of("table_name") else {
+            continue;
+        };
         let column = arrow::compute::cast(batch.column(index), &arrow::datatypes::DataType::Utf8)?;
-        let strings = column.as_any().downcast_ref::<arrow::array::StringArray>().ok_or("not strings")?;
+        let strings = column
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .ok_or("not strings")?;
         out.extend(strings.iter().flatten().map(str::to_string));
     }
     Ok(out)

@@ -14,7 +14,9 @@ use tokio::task::JoinHandle;
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Resolves when `sender` says so (or is dropped).
-pub fn shutdown_signal(receiver: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+pub fn shutdown_signal(
+    receiver: &watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send + use<> {
     let mut receiver = receiver.clone();
     async move {
         let _ = receiver.wait_for(|stop| *stop).await;
@@ -36,7 +38,10 @@ impl LocalCluster {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let address = listener.local_addr()?;
         let raft_listener = TcpListener::bind("127.0.0.1:0").await?;
-        let config = CoordinatorConfig { node_id: 1, data_dir: data_dir.join("coordinator") };
+        let config = CoordinatorConfig {
+            node_id: 1,
+            data_dir: data_dir.join("coordinator"),
+        };
         let coordinator = Coordinator::open(config, raft_listener).await?;
         let probe = coordinator.clone();
         let mut tasks = vec![tokio::spawn({
@@ -74,7 +79,11 @@ impl LocalCluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Self { url: format!("grpc://{address}"), stop, tasks })
+        Ok(Self {
+            url: format!("grpc://{address}"),
+            stop,
+            tasks,
+        })
     }
 
     /// Stops every node and waits for them to finish.

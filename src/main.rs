@@ -12,7 +12,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 #[derive(Parser)]
-#[command(name = "shoal", version, about = "Shoal: a distributed SQL warehouse over sharded Parquet")]
+#[command(
+    name = "shoal",
+    version,
+    about = "Shoal: a distributed SQL warehouse over sharded Parquet"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,8 +79,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command))),
+            tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command))
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -108,7 +113,10 @@ async fn run(command: Command) -> Result<(), Error> {
         Command::Coordinator(args) => {
             let listener = TcpListener::bind(&args.listen).await?;
             let raft_listener = TcpListener::bind(&args.raft_listen).await?;
-            let config = CoordinatorConfig { node_id: args.node_id, data_dir: args.data_dir };
+            let config = CoordinatorConfig {
+                node_id: args.node_id,
+                data_dir: args.data_dir,
+            };
             let coordinator = Coordinator::open(config, raft_listener).await?;
             eprintln!("Flight SQL: grpc://{}", listener.local_addr()?);
             coordinator.serve(listener, on_signal()).await?;

@@ -51,7 +51,11 @@ pub struct CatalogConfig {
 impl CatalogConfig {
     /// A config with the timeouts tuned for slow, shared machines (heartbeat 250 ms,
     /// election 1-2 s) and a snapshot every 1000 entries.
-    pub fn new(node_id: NodeId, data_dir: impl Into<PathBuf>, raft_addr: impl Into<String>) -> Self {
+    pub fn new(
+        node_id: NodeId,
+        data_dir: impl Into<PathBuf>,
+        raft_addr: impl Into<String>,
+    ) -> Self {
         CatalogConfig {
             node_id,
             data_dir: data_dir.into(),
@@ -76,10 +80,13 @@ impl CatalogConfig {
             // Keep a little log behind the snapshot so a briefly lagging follower catches up
             // from the log, while the log stays bounded by about twice `snapshot_every`.
             max_in_snapshot_log_to_keep: snapshot_every.min(1000),
-            purge_batch_size: 64,
+            // Purge in batches (fewer redb transactions), but never more than an interval.
+            purge_batch_size: snapshot_every.min(64),
             ..Default::default()
         };
-        config.validate().map_err(|e| CatalogError::Raft(format!("invalid raft config: {e}")))
+        config
+            .validate()
+            .map_err(|e| CatalogError::Raft(format!("invalid raft config: {e}")))
     }
 }
 
@@ -121,7 +128,10 @@ impl std::fmt::Debug for Catalog {
 }
 
 fn random_instance_id(node_id: NodeId) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     // RandomState is seeded from OS randomness; two of them give 128 unpredictable bits.
     let a = RandomState::new().hash_one(nanos);
     let b = RandomState::new().hash_one((nanos, std::process::id()));
@@ -138,13 +148,22 @@ fn fatal_to_error(e: Fatal<NodeId>) -> CatalogError {
 impl Catalog {
     /// Opens (or creates) the storage in `data_dir`, starts Raft, and serves Raft RPCs on
     /// `raft_listener`.
-    pub async fn open(config: CatalogConfig, raft_listener: tokio::net::TcpListener) -> Result<Catalog, CatalogError> {
+    pub async fn open(
+        config: CatalogConfig,
+        raft_listener: tokio::net::TcpListener,
+    ) -> Result<Catalog, CatalogError> {
         let raft_config = Arc::new(config.raft_config()?);
         let (log_store, state_machine) = open_storage(&config.data_dir).await?;
         let state_rx = state_machine.subscribe();
-        let raft = CatalogRaft::new(config.node_id, raft_config, TcpNetworkFactory, log_store, state_machine)
-            .await
-            .map_err(fatal_to_error)?;
+        let raft = CatalogRaft::new(
+            config.node_id,
+            raft_config,
+            TcpNetworkFactory,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(fatal_to_error)?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(serve_raft(raft_listener, raft.clone(), async move {
             let _ = stop_rx.await;
@@ -169,7 +188,8 @@ impl Catalog {
     /// (idempotent on restart), then waits until this node is leader.
     pub async fn bootstrap_single(&self) -> Result<(), CatalogError> {
         let addr = self.inner.raft_addr.clone();
-        self.initialize(BTreeMap::from([(self.inner.node_id, addr)])).await?;
+        self.initialize(BTreeMap::from([(self.inner.node_id, addr)]))
+            .await?;
         let me = self.inner.node_id;
         self.wait_metrics(LEADER_TIMEOUT, "this node is leader", move |m| {
             m.state == ServerState::Leader && m.current_leader == Some(me)
@@ -181,15 +201,21 @@ impl Catalog {
     /// Initializes a cluster of `members` (node id -> Raft `host:port`) if this storage has
     /// never been initialized, then waits until some node is leader and returns its id.
     /// Call it on one node (calling it on every node with the same members is also safe).
-    pub async fn bootstrap_cluster(&self, members: BTreeMap<NodeId, String>) -> Result<NodeId, CatalogError> {
+    pub async fn bootstrap_cluster(
+        &self,
+        members: BTreeMap<NodeId, String>,
+    ) -> Result<NodeId, CatalogError> {
         self.initialize(members).await?;
         self.wait_leader(LEADER_TIMEOUT).await
     }
 
     /// Waits until this node knows a leader and returns its id.
     pub async fn wait_leader(&self, timeout: Duration) -> Result<NodeId, CatalogError> {
-        let m = self.wait_metrics(timeout, "a leader is known", |m| m.current_leader.is_some()).await?;
-        m.current_leader.ok_or_else(|| CatalogError::Unavailable("no leader".into()))
+        let m = self
+            .wait_metrics(timeout, "a leader is known", |m| m.current_leader.is_some())
+            .await?;
+        m.current_leader
+            .ok_or_else(|| CatalogError::Unavailable("no leader".into()))
     }
 
     async fn initialize(&self, members: BTreeMap<NodeId, String>) -> Result<(), CatalogError> {
@@ -198,8 +224,10 @@ impl Catalog {
             tracing::info!(node_id = self.inner.node_id, "catalog already initialized");
             return Ok(());
         }
-        let nodes: BTreeMap<NodeId, BasicNode> =
-            members.into_iter().map(|(id, addr)| (id, BasicNode::new(addr))).collect();
+        let nodes: BTreeMap<NodeId, BasicNode> = members
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode::new(addr)))
+            .collect();
         match raft.initialize(nodes).await {
             Ok(()) => {
                 tracing::info!(node_id = self.inner.node_id, "catalog cluster initialized");
@@ -221,22 +249,42 @@ impl Catalog {
         what: &str,
         cond: impl Fn(&RaftMetrics<NodeId, BasicNode>) -> bool + Send,
     ) -> Result<RaftMetrics<NodeId, BasicNode>, CatalogError> {
-        self.inner.raft.wait(Some(timeout)).metrics(cond, what).await.map_err(|e| match e {
-            WaitError::Timeout(t, what) => CatalogError::Unavailable(format!("timed out after {t:?} waiting until {what}")),
-            WaitError::ShuttingDown => CatalogError::Shutdown,
-        })
+        self.inner
+            .raft
+            .wait(Some(timeout))
+            .metrics(cond, what)
+            .await
+            .map_err(|e| match e {
+                WaitError::Timeout(t, what) => {
+                    CatalogError::Unavailable(format!("timed out after {t:?} waiting until {what}"))
+                }
+                WaitError::ShuttingDown => CatalogError::Shutdown,
+            })
     }
 
     fn take_lane(&self) -> Lane {
-        if let Some(lane) = self.inner.idle_lanes.lock().expect("lane pool poisoned").pop() {
+        if let Some(lane) = self
+            .inner
+            .idle_lanes
+            .lock()
+            .expect("lane pool poisoned")
+            .pop()
+        {
             return lane;
         }
         let n = self.inner.lanes_created.fetch_add(1, Ordering::Relaxed);
-        Lane { client_id: format!("{}-{n}", self.inner.instance_id), next_seq: 1 }
+        Lane {
+            client_id: format!("{}-{n}", self.inner.instance_id),
+            next_seq: 1,
+        }
     }
 
     fn return_lane(&self, lane: Lane) {
-        self.inner.idle_lanes.lock().expect("lane pool poisoned").push(lane);
+        self.inner
+            .idle_lanes
+            .lock()
+            .expect("lane pool poisoned")
+            .push(lane);
     }
 
     /// Proposes a command with a fresh (client id, seq). If this node is not the leader,
@@ -246,15 +294,24 @@ impl Catalog {
     pub async fn propose(&self, command: Command) -> Result<Response, CatalogError> {
         let deadline = Instant::now() + PROPOSE_TIMEOUT;
         let mut lane = self.take_lane();
-        let req = Request { client_id: lane.client_id.clone(), seq: lane.next_seq, command };
+        let req = Request {
+            client_id: lane.client_id.clone(),
+            seq: lane.next_seq,
+            command,
+        };
         lane.next_seq += 1;
         // The lane goes back even on error: a late commit of this seq is harmless because the
         // lane's next seq is newer (the state machine then treats this one as stale).
         let result = self.propose_request(req, deadline).await;
         self.return_lane(lane);
         let (index, response) = result?;
-        self.wait_applied(index, deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1)))
-            .await?;
+        self.wait_applied(
+            index,
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1)),
+        )
+        .await?;
         match response {
             Response::Rejected(r) => Err(CatalogError::Rejected(r)),
             other => Ok(other),
@@ -263,13 +320,19 @@ impl Catalog {
 
     /// Gets `req` committed and applied by the leader; returns its log index and response.
     /// Every attempt reuses the same (client id, seq), so a retry never applies twice.
-    async fn propose_request(&self, req: Request, deadline: Instant) -> Result<(u64, Response), CatalogError> {
+    async fn propose_request(
+        &self,
+        req: Request,
+        deadline: Instant,
+    ) -> Result<(u64, Response), CatalogError> {
         let raft = &self.inner.raft;
         let mut last_failure: Option<CatalogError> = None;
         loop {
             if Instant::now() >= deadline {
                 return Err(last_failure.unwrap_or_else(|| {
-                    CatalogError::Unavailable(format!("proposal not committed within {PROPOSE_TIMEOUT:?}"))
+                    CatalogError::Unavailable(format!(
+                        "proposal not committed within {PROPOSE_TIMEOUT:?}"
+                    ))
                 }));
             }
             let local = match timeout_at(deadline, raft.client_write(req.clone())).await {
@@ -294,7 +357,9 @@ impl Catalog {
             };
             let Some((leader_id, addr)) = leader else {
                 // An election is under way.
-                last_failure = Some(CatalogError::Unavailable("no catalog leader elected".into()));
+                last_failure = Some(CatalogError::Unavailable(
+                    "no catalog leader elected".into(),
+                ));
                 tokio::time::sleep(RETRY_PAUSE).await;
                 continue;
             };
@@ -308,7 +373,9 @@ impl Catalog {
                 }
                 Ok(Err(ForwardError::NotLeader { leader_addr, .. })) => {
                     // Leadership moved; our own view will catch up.
-                    last_failure = Some(CatalogError::NotLeader { leader: leader_addr });
+                    last_failure = Some(CatalogError::NotLeader {
+                        leader: leader_addr,
+                    });
                 }
                 Ok(Err(ForwardError::Unavailable(msg))) => {
                     last_failure = Some(CatalogError::Unavailable(msg));
@@ -379,17 +446,31 @@ impl Catalog {
     /// Stops serving Raft RPCs and stops Raft. The storage is released shortly after (a later
     /// `open` of the same dir waits for that).
     pub async fn shutdown(&self) -> Result<(), CatalogError> {
-        let stop = self.inner.server_stop.lock().expect("server_stop poisoned").take();
+        let stop = self
+            .inner
+            .server_stop
+            .lock()
+            .expect("server_stop poisoned")
+            .take();
         if let Some(stop) = stop {
             let _ = stop.send(());
         }
         let server = self.inner.server.lock().expect("server poisoned").take();
         if let Some(server) = server
-            && tokio::time::timeout(Duration::from_secs(5), server).await.is_err()
+            && tokio::time::timeout(Duration::from_secs(5), server)
+                .await
+                .is_err()
         {
-            tracing::warn!(node_id = self.inner.node_id, "raft service did not stop in time");
+            tracing::warn!(
+                node_id = self.inner.node_id,
+                "raft service did not stop in time"
+            );
         }
-        self.inner.raft.shutdown().await.map_err(|e| CatalogError::Raft(e.to_string()))?;
+        self.inner
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| CatalogError::Raft(e.to_string()))?;
         tracing::info!(node_id = self.inner.node_id, "catalog shut down");
         Ok(())
     }

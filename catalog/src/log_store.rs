@@ -71,7 +71,10 @@ impl LogStore {
             Some((_, v)) => Some(decode::<Entry>(v.value())?.log_id),
             None => None,
         };
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last.or(last_purged) })
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last.or(last_purged),
+        })
     }
 
     fn append_all(&self, entries: impl Iterator<Item = Entry>) -> Result<Option<u64>, DbError> {
@@ -136,7 +139,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
         let (start, end) = bounds(&range);
-        self.read_range(start, end).map_err(|e| StorageIOError::read_logs(&e).into())
+        self.read_range(start, end)
+            .map_err(|e| StorageIOError::read_logs(&e).into())
     }
 }
 
@@ -144,7 +148,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        self.log_state().map_err(|e| StorageIOError::read_logs(&e).into())
+        self.log_state()
+            .map_err(|e| StorageIOError::read_logs(&e).into())
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -152,29 +157,39 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        self.write_meta(KEY_VOTE, vote).map_err(|e| StorageIOError::write_vote(&e).into())
+        self.write_meta(KEY_VOTE, vote)
+            .map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        self.read_meta(KEY_VOTE).map_err(|e| StorageIOError::read_vote(&e).into())
+        self.read_meta(KEY_VOTE)
+            .map_err(|e| StorageIOError::read_vote(&e).into())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.write_meta(KEY_COMMITTED, &committed).map_err(|e| StorageIOError::write(&e).into())
+        self.write_meta(KEY_COMMITTED, &committed)
+            .map_err(|e| StorageIOError::write(&e).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        let committed: Option<Option<LogId>> =
-            self.read_meta(KEY_COMMITTED).map_err(|e| StorageIOError::read(&e))?;
+        let committed: Option<Option<LogId>> = self
+            .read_meta(KEY_COMMITTED)
+            .map_err(|e| StorageIOError::read(&e))?;
         Ok(committed.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let last = self.append_all(entries.into_iter()).map_err(|e| StorageIOError::write_logs(&e))?;
+        let last = self
+            .append_all(entries.into_iter())
+            .map_err(|e| StorageIOError::write_logs(&e))?;
         tracing::trace!(last_index = ?last, "log entries appended");
         // The commit above was durable, so the entries are on disk now.
         callback.log_io_completed(Ok(()));
@@ -183,11 +198,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         tracing::debug!(since = log_id.index, "truncating log");
-        self.truncate_since(log_id.index).map_err(|e| StorageIOError::write_logs(&e).into())
+        self.truncate_since(log_id.index)
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         tracing::debug!(upto = log_id.index, "purging log");
-        self.purge_upto(log_id).map_err(|e| StorageIOError::write_logs(&e).into())
+        self.purge_upto(log_id)
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 }

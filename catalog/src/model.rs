@@ -87,14 +87,32 @@ pub struct OpenTxn {
 /// A change to the catalog, proposed through Raft.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    CreateTable { table: TableDef, if_not_exists: bool },
-    DropTable { name: String, if_exists: bool },
-    RegisterExecutor { data_id: String, address: String, labels: BTreeMap<String, String> },
-    BeginWrite { table: String },
+    CreateTable {
+        table: TableDef,
+        if_not_exists: bool,
+    },
+    DropTable {
+        name: String,
+        if_exists: bool,
+    },
+    RegisterExecutor {
+        data_id: String,
+        address: String,
+        labels: BTreeMap<String, String>,
+    },
+    BeginWrite {
+        table: String,
+    },
     /// Makes all `files` visible at once. With `replace`, the table's earlier files are
     /// dropped in the same step (CREATE TABLE AS / overwrite).
-    CommitWrite { txn: TxnId, files: Vec<ShardFile>, replace: bool },
-    AbortWrite { txn: TxnId },
+    CommitWrite {
+        txn: TxnId,
+        files: Vec<ShardFile>,
+        replace: bool,
+    },
+    AbortWrite {
+        txn: TxnId,
+    },
 }
 
 /// A command with the (client, sequence) pair that makes a retried proposal apply once.
@@ -110,13 +128,27 @@ pub struct Request {
 pub enum Response {
     /// Membership entries and blank entries.
     Empty,
-    TableCreated { id: u64, created: bool },
+    TableCreated {
+        id: u64,
+        created: bool,
+    },
     /// `table` is `None` when `if_exists` found nothing; `files` are now garbage.
-    TableDropped { table: Option<TableDef>, files: Vec<ShardFile> },
-    ExecutorRegistered { id: ExecutorId },
-    WriteBegun { txn: TxnId, table: TableDef },
+    TableDropped {
+        table: Option<TableDef>,
+        files: Vec<ShardFile>,
+    },
+    ExecutorRegistered {
+        id: ExecutorId,
+    },
+    WriteBegun {
+        txn: TxnId,
+        table: TableDef,
+    },
     /// `replaced` are the files the commit made garbage (only with `replace`).
-    WriteCommitted { files: Vec<ShardFile>, replaced: Vec<ShardFile> },
+    WriteCommitted {
+        files: Vec<ShardFile>,
+        replaced: Vec<ShardFile>,
+    },
     WriteAborted,
     Rejected(Rejection),
 }

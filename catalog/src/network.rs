@@ -28,7 +28,11 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetworkFactory {
     type Network = TcpRaftClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> TcpRaftClient {
-        TcpRaftClient { target, node: node.clone(), conn: None }
+        TcpRaftClient {
+            target,
+            node: node.clone(),
+            conn: None,
+        }
     }
 }
 
@@ -82,12 +86,17 @@ async fn connect(addr: &str, deadline: Instant) -> Result<TcpStream, CallError> 
 }
 
 /// Sends one request frame and reads its response frame before `deadline`.
-async fn exchange(stream: &mut TcpStream, req: &RpcRequest, deadline: Instant, addr: &str) -> Result<RpcResponse, CallError> {
+async fn exchange(
+    stream: &mut TcpStream,
+    req: &RpcRequest,
+    deadline: Instant,
+    addr: &str,
+) -> Result<RpcResponse, CallError> {
     let call = async {
         write_frame(stream, req).await?;
-        read_frame::<_, RpcResponse>(stream)
-            .await?
-            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection"))
+        read_frame::<_, RpcResponse>(stream).await?.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection")
+        })
     };
     match timeout_at(deadline, call).await {
         Ok(Ok(resp)) => Ok(resp),
@@ -120,7 +129,11 @@ impl TcpRaftClient {
     }
 
     fn remote<E: std::error::Error>(&self, e: E) -> RPCError<NodeId, BasicNode, E> {
-        RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e))
+        RPCError::RemoteError(RemoteError::new_with_node(
+            self.target,
+            self.node.clone(),
+            e,
+        ))
     }
 }
 
@@ -130,7 +143,11 @@ impl RaftNetwork<TypeConfig> for TcpRaftClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        match self.call(RpcRequest::AppendEntries(rpc), option.hard_ttl()).await.map_err(CallError::into_rpc)? {
+        match self
+            .call(RpcRequest::AppendEntries(rpc), option.hard_ttl())
+            .await
+            .map_err(CallError::into_rpc)?
+        {
             RpcResponse::AppendEntries(Ok(resp)) => Ok(resp),
             RpcResponse::AppendEntries(Err(e)) => Err(self.remote(e)),
             other => Err(unexpected(&other).into_rpc()),
@@ -145,7 +162,11 @@ impl RaftNetwork<TypeConfig> for TcpRaftClient {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        match self.call(RpcRequest::InstallSnapshot(rpc), option.hard_ttl()).await.map_err(CallError::into_rpc)? {
+        match self
+            .call(RpcRequest::InstallSnapshot(rpc), option.hard_ttl())
+            .await
+            .map_err(CallError::into_rpc)?
+        {
             RpcResponse::InstallSnapshot(Ok(resp)) => Ok(resp),
             RpcResponse::InstallSnapshot(Err(e)) => Err(self.remote(e)),
             other => Err(unexpected(&other).into_rpc()),
@@ -157,7 +178,11 @@ impl RaftNetwork<TypeConfig> for TcpRaftClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        match self.call(RpcRequest::Vote(rpc), option.hard_ttl()).await.map_err(CallError::into_rpc)? {
+        match self
+            .call(RpcRequest::Vote(rpc), option.hard_ttl())
+            .await
+            .map_err(CallError::into_rpc)?
+        {
             RpcResponse::Vote(Ok(resp)) => Ok(resp),
             RpcResponse::Vote(Err(e)) => Err(self.remote(e)),
             other => Err(unexpected(&other).into_rpc()),
@@ -178,8 +203,14 @@ pub(crate) async fn forward_write(
         CallError::Unreachable(e) | CallError::Network(e) => e,
     };
     let mut stream = connect(addr, deadline).await.map_err(as_io)?;
-    match exchange(&mut stream, &RpcRequest::ClientWrite(req), deadline, addr).await.map_err(as_io)? {
+    match exchange(&mut stream, &RpcRequest::ClientWrite(req), deadline, addr)
+        .await
+        .map_err(as_io)?
+    {
         RpcResponse::ClientWrite(result) => Ok(result),
-        other => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected response variant: {other:?}"))),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected response variant: {other:?}"),
+        )),
     }
 }

@@ -20,7 +20,11 @@ pub(crate) const FORWARD_APPLY_TIMEOUT: Duration = Duration::from_secs(8);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Serves Raft RPCs on `listener` until `shutdown` completes, then closes every connection.
-pub async fn serve_raft(listener: TcpListener, raft: CatalogRaft, shutdown: impl Future<Output = ()>) {
+pub async fn serve_raft(
+    listener: TcpListener,
+    raft: CatalogRaft,
+    shutdown: impl Future<Output = ()>,
+) {
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "raft service listening");
     tokio::pin!(shutdown);
@@ -48,7 +52,9 @@ pub async fn serve_raft(listener: TcpListener, raft: CatalogRaft, shutdown: impl
 
 async fn serve_conn(mut stream: TcpStream, peer: SocketAddr, raft: CatalogRaft) {
     loop {
-        let req = match tokio::time::timeout(IDLE_TIMEOUT, read_frame::<_, RpcRequest>(&mut stream)).await {
+        let req = match tokio::time::timeout(IDLE_TIMEOUT, read_frame::<_, RpcRequest>(&mut stream))
+            .await
+        {
             Ok(Ok(Some(req))) => req,
             Ok(Ok(None)) | Err(_) => return,
             Ok(Err(e)) => {
@@ -66,24 +72,40 @@ async fn serve_conn(mut stream: TcpStream, peer: SocketAddr, raft: CatalogRaft) 
 
 async fn handle(raft: &CatalogRaft, req: RpcRequest) -> RpcResponse {
     match req {
-        RpcRequest::AppendEntries(rpc) => RpcResponse::AppendEntries(raft.append_entries(rpc).await),
+        RpcRequest::AppendEntries(rpc) => {
+            RpcResponse::AppendEntries(raft.append_entries(rpc).await)
+        }
         RpcRequest::Vote(rpc) => RpcResponse::Vote(raft.vote(rpc).await),
-        RpcRequest::InstallSnapshot(rpc) => RpcResponse::InstallSnapshot(raft.install_snapshot(rpc).await),
+        RpcRequest::InstallSnapshot(rpc) => {
+            RpcResponse::InstallSnapshot(raft.install_snapshot(rpc).await)
+        }
         RpcRequest::ClientWrite(req) => RpcResponse::ClientWrite(client_write(raft, req).await),
     }
 }
 
-async fn client_write(raft: &CatalogRaft, req: crate::model::Request) -> Result<ForwardedWrite, ForwardError> {
+async fn client_write(
+    raft: &CatalogRaft,
+    req: crate::model::Request,
+) -> Result<ForwardedWrite, ForwardError> {
     let client = req.client_id.clone();
     let seq = req.seq;
     match tokio::time::timeout(FORWARD_APPLY_TIMEOUT, raft.client_write(req)).await {
-        Ok(Ok(resp)) => Ok(ForwardedWrite { index: resp.log_id.index, response: resp.data }),
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(ForwardError::NotLeader {
-            leader_id: f.leader_id,
-            leader_addr: f.leader_node.map(|n| n.addr),
+        Ok(Ok(resp)) => Ok(ForwardedWrite {
+            index: resp.log_id.index,
+            response: resp.data,
         }),
-        Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => Err(ForwardError::Failed(e.to_string())),
-        Ok(Err(RaftError::Fatal(e))) => Err(ForwardError::Unavailable(format!("leader is stopping: {e}"))),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+            Err(ForwardError::NotLeader {
+                leader_id: f.leader_id,
+                leader_addr: f.leader_node.map(|n| n.addr),
+            })
+        }
+        Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+            Err(ForwardError::Failed(e.to_string()))
+        }
+        Ok(Err(RaftError::Fatal(e))) => Err(ForwardError::Unavailable(format!(
+            "leader is stopping: {e}"
+        ))),
         Err(_) => {
             tracing::warn!(%client, seq, "forwarded proposal not applied in time");
             Err(ForwardError::Unavailable(format!(

@@ -70,7 +70,8 @@ impl CatalogState {
         }
         let resp = self.apply_command(index, &req.command);
         if !req.client_id.is_empty() {
-            self.sessions.insert(req.client_id.clone(), (req.seq, resp.clone()));
+            self.sessions
+                .insert(req.client_id.clone(), (req.seq, resp.clone()));
         }
         resp
     }
@@ -85,15 +86,22 @@ impl CatalogState {
 
     fn apply_command(&mut self, index: u64, command: &Command) -> Response {
         match command {
-            Command::CreateTable { table, if_not_exists } => {
-                self.create_table(index, table, *if_not_exists)
-            }
+            Command::CreateTable {
+                table,
+                if_not_exists,
+            } => self.create_table(index, table, *if_not_exists),
             Command::DropTable { name, if_exists } => self.drop_table(name, *if_exists),
-            Command::RegisterExecutor { data_id, address, labels } => {
-                self.register_executor(data_id, address, labels)
-            }
+            Command::RegisterExecutor {
+                data_id,
+                address,
+                labels,
+            } => self.register_executor(data_id, address, labels),
             Command::BeginWrite { table } => self.begin_write(index, table),
-            Command::CommitWrite { txn, files, replace } => self.commit_write(*txn, files, *replace),
+            Command::CommitWrite {
+                txn,
+                files,
+                replace,
+            } => self.commit_write(*txn, files, *replace),
             Command::AbortWrite { txn } => self.abort_write(*txn),
         }
     }
@@ -104,7 +112,10 @@ impl CatalogState {
         }
         if let Some(existing) = self.tables.get(&table.name) {
             if if_not_exists {
-                return Response::TableCreated { id: existing.id, created: false };
+                return Response::TableCreated {
+                    id: existing.id,
+                    created: false,
+                };
             }
             return Response::Rejected(Rejection::TableExists(table.name.clone()));
         }
@@ -131,7 +142,10 @@ impl CatalogState {
     fn drop_table(&mut self, name: &str, if_exists: bool) -> Response {
         let Some(table) = self.tables.remove(name) else {
             if if_exists {
-                return Response::TableDropped { table: None, files: Vec::new() };
+                return Response::TableDropped {
+                    table: None,
+                    files: Vec::new(),
+                };
             }
             return Response::Rejected(Rejection::TableNotFound(name.to_string()));
         };
@@ -139,7 +153,10 @@ impl CatalogState {
         // Writes into the dropped table can never commit; forget them now.
         self.open_txns.retain(|_, t| t.table_id != table.id);
         tracing::info!(table = %table.name, table_id = table.id, files = files.len(), "table dropped");
-        Response::TableDropped { table: Some(table), files }
+        Response::TableDropped {
+            table: Some(table),
+            files,
+        }
     }
 
     fn register_executor(
@@ -177,7 +194,12 @@ impl CatalogState {
         let txn = self.fresh_id();
         self.open_txns.insert(
             txn,
-            OpenTxn { id: txn, table_id: def.id, table: def.name.clone(), begun_index: index },
+            OpenTxn {
+                id: txn,
+                table_id: def.id,
+                table: def.name.clone(),
+                begun_index: index,
+            },
         );
         Response::WriteBegun { txn, table: def }
     }
@@ -208,11 +230,18 @@ impl CatalogState {
             committed.push(f);
         }
         let entry = self.files.entry(open.table_id).or_default();
-        let replaced = if replace { std::mem::take(entry) } else { Vec::new() };
+        let replaced = if replace {
+            std::mem::take(entry)
+        } else {
+            Vec::new()
+        };
         entry.extend(committed.iter().cloned());
         self.open_txns.remove(&txn);
         tracing::info!(table = %open.table, txn, files = committed.len(), replaced = replaced.len(), "write committed");
-        Response::WriteCommitted { files: committed, replaced }
+        Response::WriteCommitted {
+            files: committed,
+            replaced,
+        }
     }
 
     fn abort_write(&mut self, txn: TxnId) -> Response {
@@ -232,7 +261,11 @@ mod tests {
     use super::*;
 
     fn req(seq: u64, command: Command) -> Request {
-        Request { client_id: "c1".into(), seq, command }
+        Request {
+            client_id: "c1".into(),
+            seq,
+            command,
+        }
     }
 
     fn table(name: &str, shards: u32) -> TableDef {
@@ -270,14 +303,20 @@ mod tests {
 
     impl Driver {
         fn new() -> Self {
-            Driver { state: CatalogState::default(), index: 0 }
+            Driver {
+                state: CatalogState::default(),
+                index: 0,
+            }
         }
         fn run(&mut self, command: Command) -> Response {
             self.index += 1;
             self.state.apply(self.index, &req(self.index, command))
         }
         fn create(&mut self, name: &str, shards: u32) -> u64 {
-            match self.run(Command::CreateTable { table: table(name, shards), if_not_exists: false }) {
+            match self.run(Command::CreateTable {
+                table: table(name, shards),
+                if_not_exists: false,
+            }) {
                 Response::TableCreated { id, created: true } => id,
                 other => panic!("create failed: {other:?}"),
             }
@@ -307,11 +346,17 @@ mod tests {
         let mut d = Driver::new();
         let id = d.create("t", 1);
         assert_eq!(
-            d.run(Command::CreateTable { table: table("t", 1), if_not_exists: false }),
+            d.run(Command::CreateTable {
+                table: table("t", 1),
+                if_not_exists: false
+            }),
             Response::Rejected(Rejection::TableExists("t".into()))
         );
         assert_eq!(
-            d.run(Command::CreateTable { table: table("t", 3), if_not_exists: true }),
+            d.run(Command::CreateTable {
+                table: table("t", 3),
+                if_not_exists: true
+            }),
             Response::TableCreated { id, created: false }
         );
         assert_eq!(d.state.table("t").unwrap().shard_count, 1);
@@ -320,14 +365,32 @@ mod tests {
     #[test]
     fn create_table_rejects_invalid() {
         let mut d = Driver::new();
-        let r = d.run(Command::CreateTable { table: table("", 1), if_not_exists: false });
-        assert!(matches!(r, Response::Rejected(Rejection::Invalid(_))), "{r:?}");
-        let r = d.run(Command::CreateTable { table: table("z", 0), if_not_exists: false });
-        assert!(matches!(r, Response::Rejected(Rejection::Invalid(_))), "{r:?}");
+        let r = d.run(Command::CreateTable {
+            table: table("", 1),
+            if_not_exists: false,
+        });
+        assert!(
+            matches!(r, Response::Rejected(Rejection::Invalid(_))),
+            "{r:?}"
+        );
+        let r = d.run(Command::CreateTable {
+            table: table("z", 0),
+            if_not_exists: false,
+        });
+        assert!(
+            matches!(r, Response::Rejected(Rejection::Invalid(_))),
+            "{r:?}"
+        );
         let mut bad = table("p", 3);
         bad.placement.pop();
-        let r = d.run(Command::CreateTable { table: bad, if_not_exists: false });
-        assert!(matches!(r, Response::Rejected(Rejection::Invalid(_))), "{r:?}");
+        let r = d.run(Command::CreateTable {
+            table: bad,
+            if_not_exists: false,
+        });
+        assert!(
+            matches!(r, Response::Rejected(Rejection::Invalid(_))),
+            "{r:?}"
+        );
         assert!(d.state.tables.is_empty());
     }
 
@@ -336,10 +399,20 @@ mod tests {
         let mut d = Driver::new();
         let id = d.create("t", 1);
         let txn = d.begin("t");
-        d.run(Command::CommitWrite { txn, files: vec![file(0, "a")], replace: false });
+        d.run(Command::CommitWrite {
+            txn,
+            files: vec![file(0, "a")],
+            replace: false,
+        });
         let open = d.begin("t");
-        match d.run(Command::DropTable { name: "t".into(), if_exists: false }) {
-            Response::TableDropped { table: Some(t), files } => {
+        match d.run(Command::DropTable {
+            name: "t".into(),
+            if_exists: false,
+        }) {
+            Response::TableDropped {
+                table: Some(t),
+                files,
+            } => {
                 assert_eq!(t.id, id);
                 assert_eq!(files.len(), 1);
                 assert_eq!(files[0].path, "a");
@@ -350,12 +423,21 @@ mod tests {
         assert!(d.state.table_files(id).is_empty());
         assert!(!d.state.open_txns.contains_key(&open));
         assert_eq!(
-            d.run(Command::DropTable { name: "t".into(), if_exists: false }),
+            d.run(Command::DropTable {
+                name: "t".into(),
+                if_exists: false
+            }),
             Response::Rejected(Rejection::TableNotFound("t".into()))
         );
         assert_eq!(
-            d.run(Command::DropTable { name: "t".into(), if_exists: true }),
-            Response::TableDropped { table: None, files: vec![] }
+            d.run(Command::DropTable {
+                name: "t".into(),
+                if_exists: true
+            }),
+            Response::TableDropped {
+                table: None,
+                files: vec![]
+            }
         );
     }
 
@@ -368,7 +450,9 @@ mod tests {
             address: "http://h:1".into(),
             labels: BTreeMap::new(),
         });
-        let Response::ExecutorRegistered { id } = r1 else { panic!("{r1:?}") };
+        let Response::ExecutorRegistered { id } = r1 else {
+            panic!("{r1:?}")
+        };
         let r2 = d.run(Command::RegisterExecutor {
             data_id: "d1".into(),
             address: "http://h:2".into(),
@@ -383,7 +467,9 @@ mod tests {
             address: "http://h:3".into(),
             labels: BTreeMap::new(),
         });
-        let Response::ExecutorRegistered { id: id2 } = r3 else { panic!("{r3:?}") };
+        let Response::ExecutorRegistered { id: id2 } = r3 else {
+            panic!("{r3:?}")
+        };
         assert_ne!(id, id2);
         assert_eq!(d.state.executors().len(), 2);
     }
@@ -392,7 +478,9 @@ mod tests {
     fn begin_write_unknown_table() {
         let mut d = Driver::new();
         assert_eq!(
-            d.run(Command::BeginWrite { table: "nope".into() }),
+            d.run(Command::BeginWrite {
+                table: "nope".into()
+            }),
             Response::Rejected(Rejection::TableNotFound("nope".into()))
         );
     }
@@ -422,17 +510,33 @@ mod tests {
             files: vec![file(0, "a"), file(1, "b")],
             replace: false,
         });
-        let Response::WriteCommitted { files, replaced } = r else { panic!("{r:?}") };
+        let Response::WriteCommitted { files, replaced } = r else {
+            panic!("{r:?}")
+        };
         assert!(replaced.is_empty());
         assert_eq!(files.len(), 2);
-        assert!(files.iter().all(|f| f.txn == txn && f.table_id == id && f.id != 0));
+        assert!(
+            files
+                .iter()
+                .all(|f| f.txn == txn && f.table_id == id && f.id != 0)
+        );
         assert_ne!(files[0].id, files[1].id);
         assert_eq!(d.state.table_files(id), files.as_slice());
         assert!(d.state.open_txns.is_empty());
 
         let txn2 = d.begin("t");
-        let r = d.run(Command::CommitWrite { txn: txn2, files: vec![file(0, "c")], replace: true });
-        let Response::WriteCommitted { files: new, replaced } = r else { panic!("{r:?}") };
+        let r = d.run(Command::CommitWrite {
+            txn: txn2,
+            files: vec![file(0, "c")],
+            replace: true,
+        });
+        let Response::WriteCommitted {
+            files: new,
+            replaced,
+        } = r
+        else {
+            panic!("{r:?}")
+        };
         assert_eq!(replaced, files);
         assert_eq!(d.state.table_files(id), new.as_slice());
     }
@@ -442,23 +546,46 @@ mod tests {
         let mut d = Driver::new();
         d.create("t", 1);
         assert_eq!(
-            d.run(Command::CommitWrite { txn: 999, files: vec![], replace: false }),
+            d.run(Command::CommitWrite {
+                txn: 999,
+                files: vec![],
+                replace: false
+            }),
             Response::Rejected(Rejection::UnknownTxn(999))
         );
         // A bucket outside the table is invalid and leaves the txn open.
         let txn = d.begin("t");
-        let r = d.run(Command::CommitWrite { txn, files: vec![file(5, "x")], replace: false });
-        assert!(matches!(r, Response::Rejected(Rejection::Invalid(_))), "{r:?}");
+        let r = d.run(Command::CommitWrite {
+            txn,
+            files: vec![file(5, "x")],
+            replace: false,
+        });
+        assert!(
+            matches!(r, Response::Rejected(Rejection::Invalid(_))),
+            "{r:?}"
+        );
         assert!(d.state.open_txns.contains_key(&txn));
         // Dropped and re-created under the same name while the write ran.
-        d.run(Command::DropTable { name: "t".into(), if_exists: false });
+        d.run(Command::DropTable {
+            name: "t".into(),
+            if_exists: false,
+        });
         d.create("t", 1);
         d.state.open_txns.insert(
             txn,
-            OpenTxn { id: txn, table_id: 1, table: "t".into(), begun_index: 1 },
+            OpenTxn {
+                id: txn,
+                table_id: 1,
+                table: "t".into(),
+                begun_index: 1,
+            },
         );
         assert_eq!(
-            d.run(Command::CommitWrite { txn, files: vec![file(0, "y")], replace: false }),
+            d.run(Command::CommitWrite {
+                txn,
+                files: vec![file(0, "y")],
+                replace: false
+            }),
             Response::Rejected(Rejection::TableChanged("t".into()))
         );
         assert!(!d.state.open_txns.contains_key(&txn));
@@ -478,7 +605,11 @@ mod tests {
             Response::Rejected(Rejection::UnknownTxn(txn))
         );
         assert_eq!(
-            d.run(Command::CommitWrite { txn, files: vec![], replace: false }),
+            d.run(Command::CommitWrite {
+                txn,
+                files: vec![],
+                replace: false
+            }),
             Response::Rejected(Rejection::UnknownTxn(txn))
         );
     }
@@ -486,23 +617,47 @@ mod tests {
     #[test]
     fn retried_request_applies_once() {
         let mut s = CatalogState::default();
-        let create = req(1, Command::CreateTable { table: table("t", 1), if_not_exists: false });
+        let create = req(
+            1,
+            Command::CreateTable {
+                table: table("t", 1),
+                if_not_exists: false,
+            },
+        );
         let first = s.apply(1, &create);
-        assert!(matches!(first, Response::TableCreated { created: true, .. }));
+        assert!(matches!(
+            first,
+            Response::TableCreated { created: true, .. }
+        ));
         // Same (client, seq) at a later index: same answer, no second table, no TableExists.
         let again = s.apply(2, &create);
         assert_eq!(first, again);
         assert_eq!(s.tables.len(), 1);
         let begin = req(2, Command::BeginWrite { table: "t".into() });
         let b1 = s.apply(3, &begin);
-        let Response::WriteBegun { txn, .. } = b1.clone() else { panic!("{b1:?}") };
-        let commit = req(3, Command::CommitWrite { txn, files: vec![file(0, "a")], replace: false });
+        let Response::WriteBegun { txn, .. } = b1.clone() else {
+            panic!("{b1:?}")
+        };
+        let commit = req(
+            3,
+            Command::CommitWrite {
+                txn,
+                files: vec![file(0, "a")],
+                replace: false,
+            },
+        );
         let c1 = s.apply(4, &commit);
         let c2 = s.apply(5, &commit);
         assert_eq!(c1, c2);
         assert_eq!(s.table_files(s.table("t").unwrap().id).len(), 1);
         // A rejection is remembered too.
-        let dup = req(4, Command::CreateTable { table: table("t", 1), if_not_exists: false });
+        let dup = req(
+            4,
+            Command::CreateTable {
+                table: table("t", 1),
+                if_not_exists: false,
+            },
+        );
         let r1 = s.apply(6, &dup);
         assert_eq!(r1, Response::Rejected(Rejection::TableExists("t".into())));
         assert_eq!(s.apply(7, &dup), r1);
@@ -520,7 +675,10 @@ mod tests {
     fn ids_are_never_reused() {
         let mut d = Driver::new();
         let t1 = d.create("t", 1);
-        d.run(Command::DropTable { name: "t".into(), if_exists: false });
+        d.run(Command::DropTable {
+            name: "t".into(),
+            if_exists: false,
+        });
         let t2 = d.create("t", 1);
         assert_ne!(t1, t2);
         let txn = d.begin("t");
@@ -532,7 +690,11 @@ mod tests {
         let mut d = Driver::new();
         d.create("t", 2);
         let txn = d.begin("t");
-        d.run(Command::CommitWrite { txn, files: vec![file(1, "a")], replace: false });
+        d.run(Command::CommitWrite {
+            txn,
+            files: vec![file(1, "a")],
+            replace: false,
+        });
         let bytes = bincode::serialize(&d.state).unwrap();
         let back: CatalogState = bincode::deserialize(&bytes).unwrap();
         assert_eq!(back, d.state);

@@ -38,7 +38,11 @@ impl StateMachineStore {
                 None => CatalogState::default(),
             }
         };
-        tracing::info!(applied_index = state.applied_index(), tables = state.tables.len(), "catalog state loaded");
+        tracing::info!(
+            applied_index = state.applied_index(),
+            tables = state.tables.len(),
+            "catalog state loaded"
+        );
         let state = Arc::new(state);
         let (tx, _) = watch::channel(state.clone());
         Ok(StateMachineStore { db, state, tx })
@@ -96,12 +100,16 @@ impl StateMachineStore {
 fn read_snapshot(db: &Database) -> Result<Option<Snapshot<TypeConfig>>, DbError> {
     let txn = db.begin_read()?;
     let table = txn.open_table(SNAPSHOT)?;
-    let (Some(meta), Some(data)) = (table.get(KEY_SNAPSHOT_META)?, table.get(KEY_SNAPSHOT_DATA)?) else {
+    let (Some(meta), Some(data)) = (table.get(KEY_SNAPSHOT_META)?, table.get(KEY_SNAPSHOT_DATA)?)
+    else {
         return Ok(None);
     };
     let meta: SnapshotMeta = decode(meta.value())?;
     let data = data.value().to_vec();
-    Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+    Ok(Some(Snapshot {
+        meta,
+        snapshot: Box::new(Cursor::new(data)),
+    }))
 }
 
 /// Builds a snapshot of one pinned state version; runs concurrently with `apply`.
@@ -113,7 +121,10 @@ pub struct CatalogSnapshotBuilder {
 impl CatalogSnapshotBuilder {
     fn build(&self) -> Result<Snapshot<TypeConfig>, DbError> {
         let data = encode(&*self.state)?;
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         let snapshot_id = match self.state.last_applied {
             Some(l) => format!("{}-{}-{nanos}", l.leader_id, l.index),
             None => format!("none-{nanos}"),
@@ -132,7 +143,9 @@ impl CatalogSnapshotBuilder {
                 Some(v) => Some(decode(v.value())?),
                 None => None,
             };
-            let newer_exists = current.as_ref().is_some_and(|c| c.last_log_id > meta.last_log_id);
+            let newer_exists = current
+                .as_ref()
+                .is_some_and(|c| c.last_log_id > meta.last_log_id);
             if !newer_exists {
                 table.insert(KEY_SNAPSHOT_META, meta_bytes.as_slice())?;
                 table.insert(KEY_SNAPSHOT_DATA, data.as_slice())?;
@@ -140,13 +153,17 @@ impl CatalogSnapshotBuilder {
         }
         txn.commit()?;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "snapshot built");
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for CatalogSnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        self.build().map_err(|e| StorageIOError::write_snapshot(None, &e).into())
+        self.build()
+            .map_err(|e| StorageIOError::write_snapshot(None, &e).into())
     }
 }
 
@@ -179,14 +196,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if replies.is_empty() {
             return Ok(replies);
         }
-        self.persist(&next).map_err(|e| StorageIOError::write_state_machine(&e))?;
-        tracing::debug!(applied_index = next.applied_index(), entries = replies.len(), "entries applied");
+        self.persist(&next)
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        tracing::debug!(
+            applied_index = next.applied_index(),
+            entries = replies.len(),
+            "entries applied"
+        );
         self.publish(next);
         Ok(replies)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        CatalogSnapshotBuilder { db: self.db.clone(), state: self.state.clone() }
+        CatalogSnapshotBuilder {
+            db: self.db.clone(),
+            state: self.state.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
@@ -221,7 +246,9 @@ mod suite {
     struct RedbBuilder;
 
     impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for RedbBuilder {
-        async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
+        async fn build(
+            &self,
+        ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
             let dir = tempfile::tempdir().expect("tempdir");
             let (log, sm) = open_storage(dir.path())
                 .await
@@ -241,5 +268,81 @@ mod suite {
             Ok(result) => result.expect("openraft storage suite"),
             Err(e) => panic!("openraft storage suite did not finish: {e}"),
         }
+    }
+
+    fn create_entry(index: u64, name: &str) -> Entry {
+        use crate::model::{Command, Request, TableDef};
+        let table = TableDef {
+            id: 0,
+            name: name.into(),
+            schema_ipc: vec![],
+            distribution: None,
+            shard_count: 1,
+            replication: 1,
+            placement: vec![vec![7]],
+            created_index: 0,
+        };
+        Entry {
+            log_id: openraft::testing::log_id(1, 1, index),
+            payload: EntryPayload::Normal(Request {
+                client_id: "c".into(),
+                seq: index,
+                command: Command::CreateTable {
+                    table,
+                    if_not_exists: false,
+                },
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn applied_state_survives_reopen_and_snapshot_transfer() {
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let (_log, mut sm) = open_storage(dir.path()).await.unwrap();
+                let mut rx = sm.subscribe();
+                let replies = sm
+                    .apply([create_entry(1, "a"), create_entry(2, "b")])
+                    .await
+                    .unwrap();
+                assert!(
+                    replies
+                        .iter()
+                        .all(|r| matches!(r, Response::TableCreated { created: true, .. }))
+                );
+                // Readers saw the new version.
+                assert_eq!(rx.borrow_and_update().applied_index(), 2);
+            }
+            let (_log, mut sm) = open_storage(dir.path()).await.unwrap();
+            let (applied, _) = sm.applied_state().await.unwrap();
+            assert_eq!(applied.map(|l| l.index), Some(2));
+            assert!(sm.state().table("a").is_some() && sm.state().table("b").is_some());
+            // Re-delivery of an applied request does not apply it again.
+            let again = sm.apply([create_entry(2, "b")]).await.unwrap();
+            assert!(matches!(
+                again[0],
+                Response::TableCreated { created: true, .. }
+            ));
+            assert_eq!(sm.state().tables.len(), 2);
+
+            let snap = sm
+                .get_snapshot_builder()
+                .await
+                .build_snapshot()
+                .await
+                .unwrap();
+            let other = tempfile::tempdir().unwrap();
+            let (_log2, mut sm2) = open_storage(other.path()).await.unwrap();
+            let mut rx2 = sm2.subscribe();
+            sm2.install_snapshot(&snap.meta, snap.snapshot)
+                .await
+                .unwrap();
+            assert_eq!(sm2.state().tables, sm.state().tables);
+            assert_eq!(sm2.state().next_id, sm.state().next_id);
+            assert_eq!(rx2.borrow_and_update().tables.len(), 2);
+        })
+        .await
+        .expect("test timed out");
     }
 }

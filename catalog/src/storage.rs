@@ -93,11 +93,18 @@ async fn open_database(path: &Path) -> Result<Database, CatalogError> {
     let db = loop {
         match Database::create(path) {
             Ok(db) => break db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) if tokio::time::Instant::now() < deadline => {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                if tokio::time::Instant::now() < deadline =>
+            {
                 tracing::debug!(path = %path.display(), "catalog database still open, retrying");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(e) => return Err(CatalogError::Storage(format!("opening {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(CatalogError::Storage(format!(
+                    "opening {}: {e}",
+                    path.display()
+                )));
+            }
         }
     };
     // Create every table up front so that read transactions never meet a missing table.

@@ -33,7 +33,9 @@ pub(crate) enum RpcRequest {
 pub(crate) enum RpcResponse {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
-    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
     ClientWrite(Result<ForwardedWrite, ForwardError>),
 }
 
@@ -48,17 +50,26 @@ pub(crate) struct ForwardedWrite {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ForwardError {
     /// The receiver is not the leader (any more); it may know who is.
-    NotLeader { leader_id: Option<NodeId>, leader_addr: Option<String> },
+    NotLeader {
+        leader_id: Option<NodeId>,
+        leader_addr: Option<String>,
+    },
     /// No quorum or a deadline passed; retry later.
     Unavailable(String),
     /// Anything else; retrying will not help.
     Failed(String),
 }
 
-pub(crate) async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
+pub(crate) async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> io::Result<()> {
     let bytes = bincode::serialize(msg).map_err(io::Error::other)?;
     if bytes.len() > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("frame of {} bytes is too large", bytes.len())));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("frame of {} bytes is too large", bytes.len()),
+        ));
     }
     w.write_u32(bytes.len() as u32).await?;
     w.write_all(&bytes).await?;
@@ -66,18 +77,25 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, 
 }
 
 /// Reads one frame; `Ok(None)` on a clean end of stream before a frame starts.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> io::Result<Option<T>> {
+pub(crate) async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    r: &mut R,
+) -> io::Result<Option<T>> {
     let len = match r.read_u32().await {
         Ok(len) => len as usize,
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     };
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes is too large")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is too large"),
+        ));
     }
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).await?;
-    bincode::deserialize(&buf).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    bincode::deserialize(&buf)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]

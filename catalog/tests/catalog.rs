@@ -13,7 +13,9 @@ use tokio::net::TcpListener;
 
 /// Every test runs under a deadline so that a hang fails instead of blocking CI.
 async fn with_deadline<F: Future<Output = ()>>(secs: u64, f: F) {
-    tokio::time::timeout(Duration::from_secs(secs), f).await.expect("test timed out");
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .expect("test timed out");
 }
 
 fn table(name: &str, shards: u32) -> TableDef {
@@ -51,7 +53,13 @@ async fn open(node_id: u64, dir: &Path, listener: TcpListener, snapshot_every: u
 }
 
 async fn create(cat: &Catalog, name: &str, shards: u32) -> u64 {
-    match cat.propose(Command::CreateTable { table: table(name, shards), if_not_exists: false }).await {
+    match cat
+        .propose(Command::CreateTable {
+            table: table(name, shards),
+            if_not_exists: false,
+        })
+        .await
+    {
         Ok(Response::TableCreated { id, created: true }) => id,
         other => panic!("create {name}: {other:?}"),
     }
@@ -59,11 +67,21 @@ async fn create(cat: &Catalog, name: &str, shards: u32) -> u64 {
 
 /// Begins and commits a write of `files` into `name`; returns the committed files.
 async fn write(cat: &Catalog, name: &str, files: Vec<ShardFile>) -> Vec<ShardFile> {
-    let txn = match cat.propose(Command::BeginWrite { table: name.into() }).await {
+    let txn = match cat
+        .propose(Command::BeginWrite { table: name.into() })
+        .await
+    {
         Ok(Response::WriteBegun { txn, .. }) => txn,
         other => panic!("begin {name}: {other:?}"),
     };
-    match cat.propose(Command::CommitWrite { txn, files, replace: false }).await {
+    match cat
+        .propose(Command::CommitWrite {
+            txn,
+            files,
+            replace: false,
+        })
+        .await
+    {
         Ok(Response::WriteCommitted { files, .. }) => files,
         other => panic!("commit {name}: {other:?}"),
     }
@@ -81,7 +99,12 @@ async fn single_node_state_survives_restart() {
         assert!(cat.is_leader());
 
         let t_id = create(&cat, "orders", 2).await;
-        let committed = write(&cat, "orders", vec![file(0, "o/0.parquet"), file(1, "o/1.parquet")]).await;
+        let committed = write(
+            &cat,
+            "orders",
+            vec![file(0, "o/0.parquet"), file(1, "o/1.parquet")],
+        )
+        .await;
         assert_eq!(committed.len(), 2);
         // Read-your-writes: the state already shows the commit.
         assert_eq!(cat.state().table_files(t_id), committed.as_slice());
@@ -90,9 +113,27 @@ async fn single_node_state_survives_restart() {
         for i in 0..12 {
             create(&cat, &format!("t{i}"), 1).await;
         }
-        let dup = cat.propose(Command::CreateTable { table: table("orders", 2), if_not_exists: false }).await;
-        assert!(matches!(dup, Err(CatalogError::Rejected(Rejection::TableExists(_)))), "{dup:?}");
+        let dup = cat
+            .propose(Command::CreateTable {
+                table: table("orders", 2),
+                if_not_exists: false,
+            })
+            .await;
+        assert!(
+            matches!(dup, Err(CatalogError::Rejected(Rejection::TableExists(_)))),
+            "{dup:?}"
+        );
         assert!(!dup.unwrap_err().retryable());
+        // Snapshots were built and the log behind them purged, so the restart below relies on
+        // the stored state rather than on replaying the whole log.
+        cat.raft()
+            .wait(Some(Duration::from_secs(30)))
+            .metrics(
+                |m| m.snapshot.is_some() && m.purged.is_some(),
+                "snapshot and purge",
+            )
+            .await
+            .expect("snapshot built and log purged");
 
         let before = cat.state();
         let applied = cat.applied_index();
@@ -103,7 +144,11 @@ async fn single_node_state_survives_restart() {
         let cat = open(1, dir.path(), listener, 5).await;
         // The applied state is back before any election.
         let after = cat.state();
-        assert!(cat.applied_index() >= applied, "applied {} < {applied}", cat.applied_index());
+        assert!(
+            cat.applied_index() >= applied,
+            "applied {} < {applied}",
+            cat.applied_index()
+        );
         assert_eq!(after.tables, before.tables);
         assert_eq!(after.files, before.files);
         assert_eq!(after.next_id, before.next_id);
@@ -129,7 +174,9 @@ async fn concurrent_proposals_all_apply() {
         let mut tasks = Vec::new();
         for i in 0..16 {
             let cat = cat.clone();
-            tasks.push(tokio::spawn(async move { create(&cat, &format!("c{i}"), 1).await }));
+            tasks.push(tokio::spawn(async move {
+                create(&cat, &format!("c{i}"), 1).await
+            }));
         }
         let mut ids = Vec::new();
         for t in tasks {
@@ -163,20 +210,34 @@ async fn three_nodes_forward_converge_and_fail_over() {
         for n in &nodes {
             n.wait_leader(Duration::from_secs(30)).await.unwrap();
         }
-        let follower = nodes.iter().find(|n| n.node_id() != leader_id).unwrap().clone();
+        let follower = nodes
+            .iter()
+            .find(|n| n.node_id() != leader_id)
+            .unwrap()
+            .clone();
         assert!(!follower.is_leader());
 
         // A write through a follower is forwarded, and the follower reads its own write.
         let t_id = create(&follower, "orders", 3).await;
         assert_eq!(follower.state().table("orders").unwrap().id, t_id);
         let files = write(&follower, "orders", vec![file(2, "x.parquet")]).await;
-        let dup = follower.propose(Command::CreateTable { table: table("orders", 3), if_not_exists: false }).await;
-        assert!(matches!(dup, Err(CatalogError::Rejected(Rejection::TableExists(_)))), "{dup:?}");
+        let dup = follower
+            .propose(Command::CreateTable {
+                table: table("orders", 3),
+                if_not_exists: false,
+            })
+            .await;
+        assert!(
+            matches!(dup, Err(CatalogError::Rejected(Rejection::TableExists(_)))),
+            "{dup:?}"
+        );
 
         // Every node converges on the same state.
         let index = follower.applied_index();
         for n in &nodes {
-            n.wait_applied(index, Duration::from_secs(30)).await.unwrap();
+            n.wait_applied(index, Duration::from_secs(30))
+                .await
+                .unwrap();
             let s = n.state();
             assert_eq!(s.table("orders").unwrap().id, t_id);
             assert_eq!(s.table_files(t_id), files.as_slice());
@@ -185,18 +246,87 @@ async fn three_nodes_forward_converge_and_fail_over() {
         // Fail over: stop the leader; the other two elect a new one and keep accepting writes.
         let old_leader = nodes.iter().position(|n| n.node_id() == leader_id).unwrap();
         nodes[old_leader].shutdown().await.unwrap();
-        let survivors: Vec<Catalog> =
-            nodes.iter().enumerate().filter(|(i, _)| *i != old_leader).map(|(_, n)| n.clone()).collect();
+        let survivors: Vec<Catalog> = nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != old_leader)
+            .map(|(_, n)| n.clone())
+            .collect();
         let new_id = create(&survivors[0], "lineitem", 3).await;
         assert_ne!(new_id, t_id);
         let index = survivors[0].applied_index();
         for n in &survivors {
-            n.wait_applied(index, Duration::from_secs(30)).await.unwrap();
+            n.wait_applied(index, Duration::from_secs(30))
+                .await
+                .unwrap();
             assert_eq!(n.state().table("lineitem").unwrap().id, new_id);
             let leader = n.wait_leader(Duration::from_secs(30)).await.unwrap();
             assert_ne!(leader, leader_id);
         }
         for n in &survivors {
+            n.shutdown().await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_follower_catches_up_by_snapshot() {
+    with_deadline(180, async {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut listeners = Vec::new();
+        let mut members = BTreeMap::new();
+        for id in 1..=3u64 {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            members.insert(id, l.local_addr().unwrap().to_string());
+            listeners.push(l);
+        }
+        let mut nodes = Vec::new();
+        for (i, l) in listeners.into_iter().enumerate() {
+            nodes.push(open(i as u64 + 1, dirs[i].path(), l, 5).await);
+        }
+        let leader_id = nodes[0].bootstrap_cluster(members.clone()).await.unwrap();
+        let leader = nodes
+            .iter()
+            .find(|n| n.node_id() == leader_id)
+            .unwrap()
+            .clone();
+        let lagger = nodes.iter().position(|n| n.node_id() != leader_id).unwrap();
+        let lagger_id = nodes[lagger].node_id();
+        create(&leader, "first", 1).await;
+        nodes[lagger]
+            .wait_applied(leader.applied_index(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        let lagger_index = nodes[lagger].applied_index();
+        nodes[lagger].shutdown().await.unwrap();
+
+        // The remaining two keep a quorum; write far past the lagger and purge the log behind it.
+        for i in 0..20 {
+            create(&leader, &format!("t{i}"), 1).await;
+        }
+        leader
+            .raft()
+            .wait(Some(Duration::from_secs(30)))
+            .metrics(
+                |m| m.purged.is_some_and(|p| p.index > lagger_index),
+                "log purged past the lagger",
+            )
+            .await
+            .expect("leader purged its log");
+
+        // The restarted follower can only catch up through InstallSnapshot.
+        let listener = TcpListener::bind(members[&lagger_id].as_str())
+            .await
+            .unwrap();
+        let back = open(lagger_id, dirs[lagger].path(), listener, 5).await;
+        back.wait_applied(leader.applied_index(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(back.state().tables, leader.state().tables);
+        assert_eq!(back.state().tables.len(), 21);
+        back.shutdown().await.unwrap();
+        for n in nodes.iter().filter(|n| n.node_id() != lagger_id) {
             n.shutdown().await.unwrap();
         }
     })

@@ -44,7 +44,9 @@ impl ShoalCatalogProvider {
             );
             tables.insert(name.clone(), Arc::new(table));
         }
-        Ok(Self { schema: Arc::new(ShoalSchemaProvider { tables }) })
+        Ok(Self {
+            schema: Arc::new(ShoalSchemaProvider { tables }),
+        })
     }
 }
 
@@ -70,7 +72,10 @@ impl SchemaProvider for ShoalSchemaProvider {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        Ok(self.tables.get(name).map(|t| Arc::clone(t) as Arc<dyn TableProvider>))
+        Ok(self
+            .tables
+            .get(name)
+            .map(|t| Arc::clone(t) as Arc<dyn TableProvider>))
     }
 
     fn table_exist(&self, name: &str) -> bool {

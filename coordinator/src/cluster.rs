@@ -17,7 +17,10 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(catalog: Catalog) -> Arc<Self> {
-        Arc::new(Self { catalog, executors: ExecutorRegistry::default() })
+        Arc::new(Self {
+            catalog,
+            executors: ExecutorRegistry::default(),
+        })
     }
 
     /// Proposes a catalog change; rejections become errors with the matching gRPC code.
@@ -28,7 +31,9 @@ impl Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("executors", &self.executors).finish()
+        f.debug_struct("Cluster")
+            .field("executors", &self.executors)
+            .finish()
     }
 }
 

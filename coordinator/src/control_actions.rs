@@ -27,11 +27,16 @@ pub async fn handle(cluster: &Arc<Cluster>, action: Action) -> Result<Vec<u8>, S
                 .await
                 .map_err(|e| datafusion_to_status(&e))?;
             let Response::ExecutorRegistered { id } = response else {
-                return Err(Status::internal("unexpected catalog response to registration"));
+                return Err(Status::internal(
+                    "unexpected catalog response to registration",
+                ));
             };
             cluster.executors.heartbeat(id);
             info!(executor = id, address = %req.address, "executor registered");
-            Ok(serde_json::to_vec(&RegisterExecutorResponse { executor_id: id }).expect("serializable"))
+            Ok(
+                serde_json::to_vec(&RegisterExecutorResponse { executor_id: id })
+                    .expect("serializable"),
+            )
         }
         rpc::ACTION_HEARTBEAT => {
             let req: HeartbeatRequest = parse(&action.body)?;
@@ -42,15 +47,21 @@ pub async fn handle(cluster: &Arc<Cluster>, action: Action) -> Result<Vec<u8>, S
                 .get(&req.executor_id)
                 .is_some_and(|e| e.address == req.address);
             if !known {
-                return Err(Status::not_found(format!("executor {} is not registered", req.executor_id)));
+                return Err(Status::not_found(format!(
+                    "executor {} is not registered",
+                    req.executor_id
+                )));
             }
             cluster.executors.heartbeat(req.executor_id);
             Ok(b"{}".to_vec())
         }
-        other => Err(Status::invalid_argument(format!("unknown action '{other}'"))),
+        other => Err(Status::invalid_argument(format!(
+            "unknown action '{other}'"
+        ))),
     }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Status> {
-    serde_json::from_slice(body).map_err(|e| Status::invalid_argument(format!("malformed action: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| Status::invalid_argument(format!("malformed action: {e}")))
 }

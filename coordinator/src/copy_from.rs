@@ -30,21 +30,36 @@ pub struct CopyFrom {
 impl CopyFrom {
     /// Recognizes `COPY table FROM 'file'`; `None` for any other statement.
     pub fn from_statement(statement: &Statement) -> Option<Result<Self>> {
-        let Statement::Copy { source, to: false, target, options, .. } = statement else {
+        let Statement::Copy {
+            source,
+            to: false,
+            target,
+            options,
+            ..
+        } = statement
+        else {
             return None;
         };
         Some(Self::parse(source, target, options))
     }
 
     fn parse(source: &CopySource, target: &CopyTarget, options: &[CopyOption]) -> Result<Self> {
-        let CopySource::Table { table_name, columns } = source else {
+        let CopySource::Table {
+            table_name,
+            columns,
+        } = source
+        else {
             return plan_err!("COPY FROM loads into a table, not a query");
         };
         if !columns.is_empty() {
-            return plan_err!("COPY FROM with a column list is not supported; the file must have the table's columns");
+            return plan_err!(
+                "COPY FROM with a column list is not supported; the file must have the table's columns"
+            );
         }
         let CopyTarget::File { filename } = target else {
-            return plan_err!("COPY FROM reads a file path or URL, e.g. COPY t FROM '/data/t.parquet'");
+            return plan_err!(
+                "COPY FROM reads a file path or URL, e.g. COPY t FROM '/data/t.parquet'"
+            );
         };
         let mut format = if filename.to_ascii_lowercase().ends_with(".csv") {
             FileFormat::Csv
@@ -58,7 +73,11 @@ impl CopyFrom {
                     format = match f.value.to_ascii_lowercase().as_str() {
                         "parquet" => FileFormat::Parquet,
                         "csv" => FileFormat::Csv,
-                        other => return plan_err!("COPY format '{other}' is not supported; use parquet or csv"),
+                        other => {
+                            return plan_err!(
+                                "COPY format '{other}' is not supported; use parquet or csv"
+                            );
+                        }
                     }
                 }
                 CopyOption::Header(h) => header = *h,
@@ -81,13 +100,21 @@ impl CopyFrom {
         let is_glob = local.contains(['*', '?', '[']);
         if !self.path.contains("://") || self.path.starts_with("file://") {
             if !is_glob && !Path::new(local).exists() {
-                return Err(coded(Code::NotFound, format!("COPY: file '{}' does not exist", self.path)));
+                return Err(coded(
+                    Code::NotFound,
+                    format!("COPY: file '{}' does not exist", self.path),
+                ));
             }
         }
         let unreadable = |e: datafusion::error::DataFusionError| {
             coded(
                 Code::InvalidArgument,
-                format!("COPY: cannot read '{}' as {:?}: {}", self.path, self.format, e.message()),
+                format!(
+                    "COPY: cannot read '{}' as {:?}: {}",
+                    self.path,
+                    self.format,
+                    e.message()
+                ),
             )
         };
         let df = match self.format {
@@ -107,8 +134,12 @@ impl CopyFrom {
                 .await
                 .map_err(unreadable)?,
         };
-        let file_columns: Vec<String> =
-            df.schema().fields().iter().map(|f| f.name().to_lowercase()).collect();
+        let file_columns: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().to_lowercase())
+            .collect();
         let mut exprs = Vec::new();
         for field in table_schema.fields() {
             let Some(position) = file_columns.iter().position(|c| c == field.name()) else {
@@ -118,7 +149,9 @@ impl CopyFrom {
                 ));
             };
             let source = df.schema().field(position).name().clone();
-            exprs.push(cast(col(format!("\"{source}\"")), field.data_type().clone()).alias(field.name()));
+            exprs.push(
+                cast(col(format!("\"{source}\"")), field.data_type().clone()).alias(field.name()),
+            );
         }
         df.select(exprs)
     }
@@ -131,7 +164,9 @@ mod tests {
     use datafusion::sql::sqlparser::parser::Parser;
 
     fn parse(sql: &str) -> Result<CopyFrom> {
-        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
         CopyFrom::from_statement(&stmt).unwrap()
     }
 
@@ -143,6 +178,9 @@ mod tests {
         assert_eq!(c.format, FileFormat::Csv);
         assert!(!c.header);
         assert_eq!(c.delimiter, b'|');
-        assert_eq!(parse("COPY t FROM '/d/*.parquet'").unwrap().format, FileFormat::Parquet);
+        assert_eq!(
+            parse("COPY t FROM '/d/*.parquet'").unwrap().format,
+            FileFormat::Parquet
+        );
     }
 }

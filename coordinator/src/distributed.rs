@@ -44,7 +44,10 @@ pub fn distributed_session(
 ) -> Result<SessionStateBuilder> {
     let urls = executor_addresses
         .iter()
-        .map(|a| Url::parse(a).map_err(|e| DataFusionError::Internal(format!("bad executor address {a}: {e}"))))
+        .map(|a| {
+            Url::parse(a)
+                .map_err(|e| DataFusionError::Internal(format!("bad executor address {a}: {e}")))
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(builder
         .with_distributed_worker_resolver(LiveExecutors { urls })
@@ -57,24 +60,32 @@ pub fn distributed_session(
 
 /// The executor that should read a partition: the first (live-first) owner of its files.
 fn preferred_owner(partition: &ShardPartition) -> Option<&str> {
-    partition.files.first().and_then(|f| f.owners.first()).map(String::as_str)
+    partition
+        .files
+        .first()
+        .and_then(|f| f.owners.first())
+        .map(String::as_str)
 }
 
 fn desired_task_count(ev: DesiredTaskCountEvent) -> Option<Result<DesiredTaskCountEventResponse>> {
     let scan = ev.plan.downcast_ref::<ShardScanExec>()?;
-    let owners: std::collections::BTreeSet<&str> =
-        scan.partitions().iter().filter_map(preferred_owner).collect();
-    Some(Ok(DesiredTaskCountEventResponse::desired(owners.len().max(1))))
+    let owners: std::collections::BTreeSet<&str> = scan
+        .partitions()
+        .iter()
+        .filter_map(preferred_owner)
+        .collect();
+    Some(Ok(DesiredTaskCountEventResponse::desired(
+        owners.len().max(1),
+    )))
 }
 
 /// Splits a scan into one variant per task; each variant reads the buckets one executor owns.
 fn scale_up_shard_scan(ev: ScaleUpLeafNodeEvent) -> Option<Result<ScaleUpLeafNodeEventResponse>> {
     let scan = ev.plan.downcast_ref::<ShardScanExec>()?;
     Some(split_by_owner(scan, ev.task_count).and_then(|variants| {
-        Ok(ScaleUpLeafNodeEventResponse::new(Arc::new(DistributedLeafExec::try_new(
-            Arc::clone(ev.plan),
-            variants,
-        )?)))
+        Ok(ScaleUpLeafNodeEventResponse::new(Arc::new(
+            DistributedLeafExec::try_new(Arc::clone(ev.plan), variants)?,
+        )))
     }))
 }
 
@@ -97,7 +108,12 @@ fn split_by_owner(scan: &ShardScanExec, task_count: usize) -> Result<Vec<Arc<dyn
     while groups.len() < task_count {
         groups.push((None, vec![]));
     }
-    let width = groups.iter().map(|(_, p)| p.len()).max().unwrap_or(0).max(1);
+    let width = groups
+        .iter()
+        .map(|(_, p)| p.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     groups
         .into_iter()
         .map(|(owner, partitions)| {
@@ -141,7 +157,11 @@ fn route_to_shard_owners(ev: RouteTasksEvent) -> Option<Result<RouteTasksEventRe
 
 fn route(ev: RouteTasksEvent, owners: Vec<Option<String>>) -> Result<RouteTasksEventResponse> {
     use datafusion_distributed::DistributedGetterExt;
-    let available = ev.task_ctx.session_config().get_distributed_worker_resolver()?.get_urls()?;
+    let available = ev
+        .task_ctx
+        .session_config()
+        .get_distributed_worker_resolver()?
+        .get_urls()?;
     let mut spare = available.iter().cycle();
     let urls = owners
         .into_iter()

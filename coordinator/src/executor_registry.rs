@@ -16,7 +16,10 @@ pub struct ExecutorRegistry {
 
 impl ExecutorRegistry {
     pub fn heartbeat(&self, id: ExecutorId) {
-        self.last_seen.lock().expect("not poisoned").insert(id, Instant::now());
+        self.last_seen
+            .lock()
+            .expect("not poisoned")
+            .insert(id, Instant::now());
     }
 
     pub fn is_live(&self, id: ExecutorId) -> bool {
@@ -29,11 +32,20 @@ impl ExecutorRegistry {
 
     /// Live executors known to `state`, ordered by id (the order placement uses).
     pub fn live(&self, state: &CatalogState) -> Vec<ExecutorInfo> {
-        state.executors.values().filter(|e| self.is_live(e.id)).cloned().collect()
+        state
+            .executors
+            .values()
+            .filter(|e| self.is_live(e.id))
+            .cloned()
+            .collect()
     }
 
     /// Flight address of every executor id, live or not, for the scans' owner lists.
     pub fn addresses(state: &CatalogState) -> HashMap<ExecutorId, String> {
-        state.executors.values().map(|e| (e.id, e.address.clone())).collect()
+        state
+            .executors
+            .values()
+            .map(|e| (e.id, e.address.clone()))
+            .collect()
     }
 }

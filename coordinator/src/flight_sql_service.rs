@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
@@ -22,6 +23,7 @@ use arrow_flight::{
 };
 use datafusion::physical_plan::execute_stream;
 use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
 use shoal_flight::datafusion_to_status;
 use shoal_flight::executor_client::encode_batches;
 use shoal_flight::wire_types::cast_batch;
@@ -50,14 +52,23 @@ pub struct ShoalFlightSqlService {
 
 impl ShoalFlightSqlService {
     pub fn new(engine: QueryEngine) -> Self {
-        Self { engine, pending: Default::default() }
+        Self {
+            engine,
+            pending: Default::default(),
+        }
     }
 
     fn remember(&self, output: QueryOutput) -> String {
         let handle = uuid::Uuid::new_v4().to_string();
         let mut pending = self.pending.lock().expect("not poisoned");
         pending.retain(|_, q| q.created.elapsed() < TICKET_TTL);
-        pending.insert(handle.clone(), PendingQuery { output, created: Instant::now() });
+        pending.insert(
+            handle.clone(),
+            PendingQuery {
+                output,
+                created: Instant::now(),
+            },
+        );
         handle
     }
 
@@ -95,7 +106,11 @@ fn sql_info() -> &'static SqlInfoData {
     })
 }
 
-fn info_for(schema: &SchemaRef, ticket: Vec<u8>, descriptor: FlightDescriptor) -> Result<FlightInfo, Status> {
+fn info_for(
+    schema: &SchemaRef,
+    ticket: Vec<u8>,
+    descriptor: FlightDescriptor,
+) -> Result<FlightInfo, Status> {
     Ok(FlightInfo::new()
         .try_with_schema(schema)
         .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
@@ -103,10 +118,10 @@ fn info_for(schema: &SchemaRef, ticket: Vec<u8>, descriptor: FlightDescriptor) -
         .with_descriptor(descriptor))
 }
 
-fn batch_stream(schema: SchemaRef, batch: arrow::error::Result<RecordBatch>) -> DoGetStream {
+fn batch_stream(schema: SchemaRef, batch: Result<RecordBatch, FlightError>) -> DoGetStream {
     let stream = FlightDataEncoderBuilder::new()
         .with_schema(schema)
-        .build(futures::stream::once(async move { batch.map_err(Into::into) }))
+        .build(futures::stream::once(async move { batch }))
         .map_err(Status::from);
     Box::pin(stream)
 }
@@ -135,11 +150,18 @@ impl FlightSqlService for ShoalFlightSqlService {
     async fn do_handshake(
         &self,
         _request: Request<Streaming<HandshakeRequest>>,
-    ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status>
-    {
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
         // No authentication yet: every client is accepted.
-        let response = HandshakeResponse { protocol_version: 0, payload: Default::default() };
-        Ok(Response::new(Box::pin(futures::stream::once(async { Ok(response) }))))
+        let response = HandshakeResponse {
+            protocol_version: 0,
+            payload: Default::default(),
+        };
+        Ok(Response::new(Box::pin(futures::stream::once(async {
+            Ok(response)
+        }))))
     }
 
     async fn get_flight_info_statement(
@@ -156,8 +178,14 @@ impl FlightSqlService for ShoalFlightSqlService {
         info!(sql = %query.query, elapsed_ms = started.elapsed().as_millis() as u64, "statement planned");
         let schema = output.schema();
         let handle = self.remember(output);
-        let ticket = TicketStatementQuery { statement_handle: handle.into() };
-        Ok(Response::new(info_for(&schema, ticket.as_any().encode_to_vec(), request.into_inner())?))
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.into(),
+        };
+        Ok(Response::new(info_for(
+            &schema,
+            ticket.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_statement(
@@ -174,8 +202,14 @@ impl FlightSqlService for ShoalFlightSqlService {
         command: CommandStatementUpdate,
         _request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let output = self.engine.run(&command.query).await.map_err(|e| datafusion_to_status(&e))?;
-        let batches = QueryEngine::collect(output).await.map_err(|e| datafusion_to_status(&e))?;
+        let output = self
+            .engine
+            .run(&command.query)
+            .await
+            .map_err(|e| datafusion_to_status(&e))?;
+        let batches = QueryEngine::collect(output)
+            .await
+            .map_err(|e| datafusion_to_status(&e))?;
         Ok(affected_rows(&batches))
     }
 
@@ -185,7 +219,11 @@ impl FlightSqlService for ShoalFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        Ok(Response::new(info_for(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_catalogs(
@@ -205,7 +243,11 @@ impl FlightSqlService for ShoalFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        Ok(Response::new(info_for(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_schemas(
@@ -225,7 +267,11 @@ impl FlightSqlService for ShoalFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        Ok(Response::new(info_for(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_tables(
@@ -252,7 +298,11 @@ impl FlightSqlService for ShoalFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        Ok(Response::new(info_for(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_table_types(
@@ -272,7 +322,11 @@ impl FlightSqlService for ShoalFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(sql_info()).schema();
-        Ok(Response::new(info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        Ok(Response::new(info_for(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_sql_info(
@@ -291,7 +345,9 @@ impl FlightSqlService for ShoalFlightSqlService {
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
         let body = control_actions::handle(self.engine.cluster(), request.into_inner()).await?;
         let result = arrow_flight::Result { body: body.into() };
-        Ok(Response::new(Box::pin(futures::stream::once(async { Ok(result) }))))
+        Ok(Response::new(Box::pin(futures::stream::once(async {
+            Ok(result)
+        }))))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
@@ -302,7 +358,11 @@ fn affected_rows(batches: &[RecordBatch]) -> i64 {
     batches
         .iter()
         .filter(|b| b.num_columns() > 0 && b.schema().field(0).name() == "count")
-        .filter_map(|b| b.column(0).as_any().downcast_ref::<arrow::array::UInt64Array>())
+        .filter_map(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::UInt64Array>()
+        })
         .flat_map(|a| a.iter().flatten())
         .sum::<u64>() as i64
 }

@@ -8,7 +8,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::{Column, Result, ScalarValue};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_optimizer::pruning::PruningPredicate;
+use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use shoal_catalog::{ColumnStats, ShardFile};
 use shoal_flight::arrow_codec::decode_scalar;
 
@@ -19,7 +19,11 @@ struct FileStatistics<'a> {
 }
 
 impl FileStatistics<'_> {
-    fn values(&self, column: &Column, pick: impl Fn(&ColumnStats) -> Option<&Vec<u8>>) -> Option<ArrayRef> {
+    fn values(
+        &self,
+        column: &Column,
+        pick: impl Fn(&ColumnStats) -> Option<&Vec<u8>>,
+    ) -> Option<ArrayRef> {
         let index = self.schema.index_of(&column.name).ok()?;
         let data_type = self.schema.field(index).data_type();
         let null = ScalarValue::try_from(data_type).ok()?;
@@ -84,10 +88,21 @@ pub fn prune_files<'a>(
     let Some(predicate) = predicate else {
         return Ok(files);
     };
-    let pruning = PruningPredicate::try_new(predicate, Arc::clone(schema))?;
-    if pruning.always_true() {
+    // `None`: the predicate cannot prune (always true, or not expressible on min/max).
+    let Some(pruning) = PruningPredicateBuilder::new()
+        .with_file_schema(Arc::clone(schema))
+        .build(predicate)
+    else {
         return Ok(files);
-    }
-    let keep = pruning.prune(&FileStatistics { schema, files: &files })?;
-    Ok(files.into_iter().zip(keep).filter(|(_, k)| *k).map(|(f, _)| f).collect())
+    };
+    let keep = pruning.prune(&FileStatistics {
+        schema,
+        files: &files,
+    })?;
+    Ok(files
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(f, _)| f)
+        .collect())
 }

@@ -36,9 +36,15 @@ use crate::table_options::TableOptions;
 /// What a statement produced.
 pub enum QueryOutput {
     /// A plan to run when the client redeems its ticket.
-    Plan { plan: Arc<dyn ExecutionPlan>, task_ctx: Arc<TaskContext> },
+    Plan {
+        plan: Arc<dyn ExecutionPlan>,
+        task_ctx: Arc<TaskContext>,
+    },
     /// Rows already computed (DDL, writes, EXPLAIN).
-    Batches { schema: SchemaRef, batches: Vec<RecordBatch> },
+    Batches {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
 }
 
 impl QueryOutput {
@@ -85,7 +91,11 @@ impl QueryEngine {
         let live_ids: HashSet<u64> = live.iter().map(|e| e.id).collect();
         ctx.register_catalog(
             SHOAL_CATALOG,
-            Arc::new(ShoalCatalogProvider::new(state, live_ids, Arc::clone(&self.cluster))?),
+            Arc::new(ShoalCatalogProvider::new(
+                state,
+                live_ids,
+                Arc::clone(&self.cluster),
+            )?),
         );
         Ok(ctx)
     }
@@ -105,10 +115,14 @@ impl QueryEngine {
         match statement {
             DFStatement::Statement(stmt) => match *stmt {
                 Statement::CreateTable(create) => self.create_table(&ctx, create).await,
-                other => self.run_planned(&ctx, DFStatement::Statement(Box::new(other))).await,
+                other => {
+                    self.run_planned(&ctx, DFStatement::Statement(Box::new(other)))
+                        .await
+                }
             },
             DFStatement::Explain(explain) if !explain.options.analyze => {
-                self.explain(&ctx, *explain.statement, explain.options.verbose).await
+                self.explain(&ctx, *explain.statement, explain.options.verbose)
+                    .await
             }
             DFStatement::CreateExternalTable(_) => plan_err!(
                 "CREATE EXTERNAL TABLE is not supported; use CREATE TABLE and COPY t FROM 'path'"
@@ -118,7 +132,11 @@ impl QueryEngine {
         }
     }
 
-    async fn run_planned(&self, ctx: &SessionContext, statement: DFStatement) -> Result<QueryOutput> {
+    async fn run_planned(
+        &self,
+        ctx: &SessionContext,
+        statement: DFStatement,
+    ) -> Result<QueryOutput> {
         let state = ctx.state();
         let plan = state.statement_to_plan(statement).await?;
         match plan {
@@ -130,21 +148,33 @@ impl QueryEngine {
             LogicalPlan::Dml(_) => {
                 let df = DataFrame::new(state, plan);
                 let batches = df.collect().await?;
-                Ok(QueryOutput::Batches { schema: count_schema(), batches: normalize_count(batches)? })
+                Ok(QueryOutput::Batches {
+                    schema: count_schema(),
+                    batches: normalize_count(batches)?,
+                })
             }
             plan => {
                 let physical = state.create_physical_plan(&plan).await?;
-                Ok(QueryOutput::Plan { plan: physical, task_ctx: state.task_ctx() })
+                Ok(QueryOutput::Plan {
+                    plan: physical,
+                    task_ctx: state.task_ctx(),
+                })
             }
         }
     }
 
-    async fn create_table(&self, ctx: &SessionContext, mut create: CreateTable) -> Result<QueryOutput> {
+    async fn create_table(
+        &self,
+        ctx: &SessionContext,
+        mut create: CreateTable,
+    ) -> Result<QueryOutput> {
         let options = TableOptions::take_from(&mut create.table_options)?;
         let if_not_exists = create.if_not_exists;
         let state = ctx.state();
         let plan = state
-            .statement_to_plan(DFStatement::Statement(Box::new(Statement::CreateTable(create))))
+            .statement_to_plan(DFStatement::Statement(Box::new(Statement::CreateTable(
+                create,
+            ))))
             .await?;
         let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) = plan else {
             return plan_err!("unsupported CREATE TABLE form");
@@ -155,7 +185,10 @@ impl QueryEngine {
         let table = self.table_def(&name, &schema, &options)?;
         let created = self
             .cluster
-            .propose(Command::CreateTable { table, if_not_exists })
+            .propose(Command::CreateTable {
+                table,
+                if_not_exists,
+            })
             .await?;
         let Response::TableCreated { created, .. } = created else {
             return plan_err!("unexpected catalog response to CREATE TABLE");
@@ -172,20 +205,33 @@ impl QueryEngine {
             normalize_count(batches)
         };
         match insert.await {
-            Ok(batches) => Ok(QueryOutput::Batches { schema: count_schema(), batches }),
+            Ok(batches) => Ok(QueryOutput::Batches {
+                schema: count_schema(),
+                batches,
+            }),
             Err(e) => {
-                let _ = self.drop_table(&name, true).await;
+                let _ = self
+                    .drop_table(&TableReference::bare(name.clone()), true)
+                    .await;
                 Err(e)
             }
         }
     }
 
     /// The catalog entry for a new table: options, defaults, and placement on live executors.
-    fn table_def(&self, name: &str, schema: &SchemaRef, options: &TableOptions) -> Result<TableDef> {
+    fn table_def(
+        &self,
+        name: &str,
+        schema: &SchemaRef,
+        options: &TableOptions,
+    ) -> Result<TableDef> {
         let state = self.cluster.catalog.state();
         let live = self.cluster.executors.live(&state);
         if live.is_empty() {
-            return Err(coded(Code::Unavailable, "no executors are available to hold the table"));
+            return Err(coded(
+                Code::Unavailable,
+                "no executors are available to hold the table",
+            ));
         }
         if let Some(column) = &options.distribution
             && schema.index_of(column).is_err()
@@ -194,10 +240,15 @@ impl QueryEngine {
         }
         let n = live.len() as u32;
         let (shard_count, replication) = match &options.distribution {
-            Some(_) => (options.shards.unwrap_or(n), options.replication.unwrap_or(n.min(2))),
+            Some(_) => (
+                options.shards.unwrap_or(n),
+                options.replication.unwrap_or(n.min(2)),
+            ),
             None => {
                 if options.shards.is_some_and(|s| s != 1) {
-                    return plan_err!("a table without a distribution column has one shard; add distribution = 'column'");
+                    return plan_err!(
+                        "a table without a distribution column has one shard; add distribution = 'column'"
+                    );
                 }
                 (1, options.replication.unwrap_or(n))
             }
@@ -207,7 +258,11 @@ impl QueryEngine {
         }
         let ids: Vec<u64> = live.iter().map(|e| e.id).collect();
         let placement = (0..shard_count as usize)
-            .map(|bucket| (0..replication as usize).map(|k| ids[(bucket + k) % ids.len()]).collect())
+            .map(|bucket| {
+                (0..replication as usize)
+                    .map(|k| ids[(bucket + k) % ids.len()])
+                    .collect()
+            })
             .collect();
         Ok(TableDef {
             id: 0,
@@ -223,7 +278,10 @@ impl QueryEngine {
 
     async fn drop_table(&self, name: &TableReference, if_exists: bool) -> Result<QueryOutput> {
         let name = table_name(name)?;
-        let response = self.cluster.propose(Command::DropTable { name, if_exists }).await?;
+        let response = self
+            .cluster
+            .propose(Command::DropTable { name, if_exists })
+            .await?;
         if let Response::TableDropped { files, .. } = response {
             collect_garbage(&self.cluster, files).await;
         }
@@ -233,11 +291,21 @@ impl QueryEngine {
     async fn copy_from(&self, ctx: &SessionContext, copy: CopyFrom) -> Result<QueryOutput> {
         let provider = ctx.table_provider(copy.table.as_str()).await?;
         let df = copy.read(ctx, &provider.schema()).await?;
-        let batches = df.write_table(&copy.table, DataFrameWriteOptions::new()).await?;
-        Ok(QueryOutput::Batches { schema: count_schema(), batches: normalize_count(batches)? })
+        let batches = df
+            .write_table(&copy.table, DataFrameWriteOptions::new())
+            .await?;
+        Ok(QueryOutput::Batches {
+            schema: count_schema(),
+            batches: normalize_count(batches)?,
+        })
     }
 
-    async fn explain(&self, ctx: &SessionContext, statement: DFStatement, verbose: bool) -> Result<QueryOutput> {
+    async fn explain(
+        &self,
+        ctx: &SessionContext,
+        statement: DFStatement,
+        verbose: bool,
+    ) -> Result<QueryOutput> {
         let state: SessionState = ctx.state();
         let logical = state.statement_to_plan(statement).await?;
         let physical = state.create_physical_plan(&logical).await?;
@@ -263,9 +331,15 @@ impl QueryEngine {
         ]));
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
-            vec![Arc::new(StringArray::from(types)), Arc::new(StringArray::from(plans))],
+            vec![
+                Arc::new(StringArray::from(types)),
+                Arc::new(StringArray::from(plans)),
+            ],
         )?;
-        Ok(QueryOutput::Batches { schema, batches: vec![batch] })
+        Ok(QueryOutput::Batches {
+            schema,
+            batches: vec![batch],
+        })
     }
 
     /// Runs a plan to completion and returns its batches (used for eager statements and tests).
@@ -279,7 +353,10 @@ impl QueryEngine {
 
 fn parse_copy_from(sql: &str) -> Option<Result<CopyFrom>> {
     let trimmed = sql.trim_start();
-    if !trimmed.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("copy")) {
+    if !trimmed
+        .get(..4)
+        .is_some_and(|s| s.eq_ignore_ascii_case("copy"))
+    {
         return None;
     }
     let statements = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
@@ -292,10 +369,14 @@ fn parse_copy_from(sql: &str) -> Option<Result<CopyFrom>> {
 fn table_name(name: &TableReference) -> Result<String> {
     match name {
         TableReference::Bare { table } => Ok(table.to_string()),
-        TableReference::Partial { schema, table } if schema.as_ref() == SHOAL_SCHEMA => Ok(table.to_string()),
-        TableReference::Full { catalog, schema, table }
-            if catalog.as_ref() == SHOAL_CATALOG && schema.as_ref() == SHOAL_SCHEMA =>
-        {
+        TableReference::Partial { schema, table } if schema.as_ref() == SHOAL_SCHEMA => {
+            Ok(table.to_string())
+        }
+        TableReference::Full {
+            catalog,
+            schema,
+            table,
+        } if catalog.as_ref() == SHOAL_CATALOG && schema.as_ref() == SHOAL_SCHEMA => {
             Ok(table.to_string())
         }
         other => plan_err!("tables live in {SHOAL_CATALOG}.{SHOAL_SCHEMA}; '{other}' is elsewhere"),
@@ -303,7 +384,11 @@ fn table_name(name: &TableReference) -> Result<String> {
 }
 
 fn count_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new("count", DataType::UInt64, false)]))
+    Arc::new(Schema::new(vec![Field::new(
+        "count",
+        DataType::UInt64,
+        false,
+    )]))
 }
 
 /// DataFusion's DML plans report `count`; make it one non-null UInt64 row.
@@ -320,13 +405,25 @@ fn normalize_count(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
             .ok_or_else(|| DataFusionError::Internal("count is not an integer".into()))?;
         total += values.iter().flatten().sum::<u64>();
     }
-    Ok(vec![RecordBatch::try_new(count_schema(), vec![Arc::new(UInt64Array::from(vec![total]))])?])
+    Ok(vec![RecordBatch::try_new(
+        count_schema(),
+        vec![Arc::new(UInt64Array::from(vec![total]))],
+    )?])
 }
 
 fn status(text: &str) -> QueryOutput {
-    let schema = Arc::new(Schema::new(vec![Field::new("status", DataType::Utf8, false)]));
-    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(vec![text]))])
-        .expect("static schema");
-    QueryOutput::Batches { schema, batches: vec![batch] }
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "status",
+        DataType::Utf8,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![Arc::new(StringArray::from(vec![text]))],
+    )
+    .expect("static schema");
+    QueryOutput::Batches {
+        schema,
+        batches: vec![batch],
+    }
 }
-

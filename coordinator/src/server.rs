@@ -35,7 +35,10 @@ pub struct Coordinator {
 impl Coordinator {
     /// Opens the catalog (serving Raft on `raft_listener`) and becomes the single voter if the
     /// catalog is new.
-    pub async fn open(config: CoordinatorConfig, raft_listener: TcpListener) -> Result<Self, CoordinatorError> {
+    pub async fn open(
+        config: CoordinatorConfig,
+        raft_listener: TcpListener,
+    ) -> Result<Self, CoordinatorError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let raft_addr = raft_listener.local_addr()?.to_string();
         let catalog_config =
@@ -54,7 +57,10 @@ impl Coordinator {
 
     /// Executors that heartbeat now.
     pub fn live_executors(&self) -> usize {
-        self.cluster.executors.live(&self.cluster.catalog.state()).len()
+        self.cluster
+            .executors
+            .live(&self.cluster.catalog.state())
+            .len()
     }
 
     pub fn engine(&self) -> &QueryEngine {

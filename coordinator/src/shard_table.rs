@@ -40,7 +40,14 @@ impl ShardTable {
         live: HashSet<ExecutorId>,
         cluster: Arc<Cluster>,
     ) -> Self {
-        Self { def, schema, files, addresses, live, cluster }
+        Self {
+            def,
+            schema,
+            files,
+            addresses,
+            live,
+            cluster,
+        }
     }
 
     pub fn def(&self) -> &TableDef {

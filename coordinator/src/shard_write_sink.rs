@@ -41,7 +41,12 @@ pub struct ShardWriteSink {
 
 impl ShardWriteSink {
     pub fn new(cluster: Arc<Cluster>, table: TableDef, schema: SchemaRef, replace: bool) -> Self {
-        Self { cluster, table, schema, replace }
+        Self {
+            cluster,
+            table,
+            schema,
+            replace,
+        }
     }
 }
 
@@ -68,26 +73,40 @@ impl DataSink for ShardWriteSink {
     ) -> Result<u64> {
         let (txn, table) = match self
             .cluster
-            .propose(Command::BeginWrite { table: self.table.name.clone() })
+            .propose(Command::BeginWrite {
+                table: self.table.name.clone(),
+            })
             .await?
         {
             Response::WriteBegun { txn, table } => (txn, table),
-            other => return Err(exec_datafusion_err!("unexpected catalog response {other:?}")),
+            other => {
+                return Err(exec_datafusion_err!(
+                    "unexpected catalog response {other:?}"
+                ));
+            }
         };
         if table.id != self.table.id {
             return Err(coded(
                 Code::Aborted,
-                format!("table '{}' was replaced while the statement was planned", table.name),
+                format!(
+                    "table '{}' was replaced while the statement was planned",
+                    table.name
+                ),
             ));
         }
-        let mut writer = BucketWriter::try_new(&self.cluster, table, Arc::clone(&self.schema), txn)?;
+        let mut writer =
+            BucketWriter::try_new(&self.cluster, table, Arc::clone(&self.schema), txn)?;
         match writer.write_stream(data).await {
             Ok(()) => {
                 let rows = writer.rows;
                 let files = std::mem::take(&mut writer.written);
                 let committed = self
                     .cluster
-                    .propose(Command::CommitWrite { txn, files: files.clone(), replace: self.replace })
+                    .propose(Command::CommitWrite {
+                        txn,
+                        files: files.clone(),
+                        replace: self.replace,
+                    })
                     .await;
                 match committed {
                     Ok(Response::WriteCommitted { replaced, .. }) => {
@@ -95,7 +114,9 @@ impl DataSink for ShardWriteSink {
                         collect_garbage(&self.cluster, replaced).await;
                         Ok(rows)
                     }
-                    Ok(other) => Err(exec_datafusion_err!("unexpected catalog response {other:?}")),
+                    Ok(other) => Err(exec_datafusion_err!(
+                        "unexpected catalog response {other:?}"
+                    )),
                     Err(e) => {
                         collect_garbage(&self.cluster, files).await;
                         Err(e)
@@ -207,7 +228,10 @@ impl BucketWriter {
             "shards/t{}/b{bucket}/w{}-{}.parquet",
             self.table.id, self.txn, self.files_started
         );
-        let request = WriteShardRequest { path: path.clone(), schema_ipc: encode_schema(&self.schema) };
+        let request = WriteShardRequest {
+            path: path.clone(),
+            schema_ipc: encode_schema(&self.schema),
+        };
         let owners = &self.owner_addresses[bucket];
         // Recorded before the copies are made, so a failure cleans up partial copies too.
         self.written.push(ShardFile {
@@ -222,7 +246,12 @@ impl BucketWriter {
             txn: self.txn,
         });
         let copies = try_join_all(owners.iter().map(|address| {
-            executor_client::write_shard(address, &request, Arc::clone(&self.schema), batches.clone())
+            executor_client::write_shard(
+                address,
+                &request,
+                Arc::clone(&self.schema),
+                batches.clone(),
+            )
         }))
         .await
         .map_err(shoal_flight::status_to_datafusion)?;
@@ -246,7 +275,10 @@ pub async fn collect_garbage(cluster: &Cluster, files: Vec<ShardFile>) {
     for file in files {
         for owner in &file.owners {
             if let Some(address) = addresses.get(owner) {
-                per_owner.entry(address.clone()).or_default().push(file.path.clone());
+                per_owner
+                    .entry(address.clone())
+                    .or_default()
+                    .push(file.path.clone());
             }
         }
     }

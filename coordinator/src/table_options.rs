@@ -19,7 +19,11 @@ impl TableOptions {
         let list = match std::mem::take(options) {
             CreateTableOptions::None => return Ok(Self::default()),
             CreateTableOptions::With(list) => list,
-            other => return plan_err!("unsupported table options: {other}; use WITH (distribution = 'column', shards = N, replication = N)"),
+            other => {
+                return plan_err!(
+                    "unsupported table options: {other}; use WITH (distribution = 'column', shards = N, replication = N)"
+                );
+            }
         };
         let mut parsed = Self::default();
         for option in list {
@@ -73,8 +77,12 @@ mod tests {
     use datafusion::sql::sqlparser::parser::Parser;
 
     fn options_of(sql: &str) -> Result<TableOptions> {
-        let mut stmt = Parser::parse_sql(&GenericDialect {}, sql).unwrap().remove(0);
-        let Statement::CreateTable(create) = &mut stmt else { panic!("not a create") };
+        let mut stmt = Parser::parse_sql(&GenericDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        let Statement::CreateTable(create) = &mut stmt else {
+            panic!("not a create")
+        };
         TableOptions::take_from(&mut create.table_options)
     }
 
@@ -86,16 +94,30 @@ mod tests {
         .unwrap();
         assert_eq!(
             o,
-            TableOptions { distribution: Some("a".into()), shards: Some(8), replication: Some(2) }
+            TableOptions {
+                distribution: Some("a".into()),
+                shards: Some(8),
+                replication: Some(2)
+            }
         );
-        assert_eq!(options_of("CREATE TABLE t (a INT)").unwrap(), TableOptions::default());
+        assert_eq!(
+            options_of("CREATE TABLE t (a INT)").unwrap(),
+            TableOptions::default()
+        );
     }
 
     #[test]
     fn rejects_bad_options() {
         let err = options_of("CREATE TABLE t (a INT) WITH (shards = 0)").unwrap_err();
-        assert!(err.to_string().contains("shards must be a positive integer"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("shards must be a positive integer"),
+            "{err}"
+        );
         let err = options_of("CREATE TABLE t (a INT) WITH (colour = 'red')").unwrap_err();
-        assert!(err.to_string().contains("unknown table option 'colour'"), "{err}");
+        assert!(
+            err.to_string().contains("unknown table option 'colour'"),
+            "{err}"
+        );
     }
 }

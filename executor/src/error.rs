@@ -9,7 +9,10 @@ pub enum ExecutorError {
         source: std::io::Error,
     },
     #[error("cannot register with coordinator {coordinator}: {message}")]
-    Registration { coordinator: String, message: String },
+    Registration {
+        coordinator: String,
+        message: String,
+    },
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }

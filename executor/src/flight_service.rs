@@ -57,37 +57,53 @@ impl FlightService for ExecutorFlightService {
         &self,
         _request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
-        Err(Status::unimplemented("list_flights is not served by executors"))
+        Err(Status::unimplemented(
+            "list_flights is not served by executors",
+        ))
     }
 
     async fn get_flight_info(
         &self,
         _request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        Err(Status::unimplemented("query a coordinator, not an executor"))
+        Err(Status::unimplemented(
+            "query a coordinator, not an executor",
+        ))
     }
 
     async fn poll_flight_info(
         &self,
         _request: Request<FlightDescriptor>,
     ) -> Result<Response<PollInfo>, Status> {
-        Err(Status::unimplemented("query a coordinator, not an executor"))
+        Err(Status::unimplemented(
+            "query a coordinator, not an executor",
+        ))
     }
 
     async fn get_schema(
         &self,
         _request: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
-        Err(Status::unimplemented("query a coordinator, not an executor"))
+        Err(Status::unimplemented(
+            "query a coordinator, not an executor",
+        ))
     }
 
-    async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
         let ticket = request.into_inner().ticket;
         let scan: ScanShardRequest = rpc::decode(rpc::SCAN_TICKET_PREFIX, &ticket)
             .ok_or_else(|| Status::invalid_argument("unknown ticket"))??;
         let table_schema = decode_schema(&scan.schema_ipc).map_err(|e| datafusion_to_status(&e))?;
-        let stream = read_local(self.store.data_dir(), scan.paths, table_schema, scan.projection)
-            .map_err(|e| datafusion_to_status(&e))?;
+        let stream = read_local(
+            self.store.data_dir(),
+            scan.paths,
+            table_schema,
+            scan.projection,
+        )
+        .map_err(|e| datafusion_to_status(&e))?;
         let schema = plain_schema(&stream.schema());
         Ok(Response::new(Box::pin(encode_batches(schema, stream))))
     }
@@ -116,20 +132,27 @@ impl FlightService for ExecutorFlightService {
         let write = write.ok_or_else(|| Status::invalid_argument("DoPut without a descriptor"))?;
         let schema = decode_schema(&write.schema_ipc).map_err(|e| datafusion_to_status(&e))?;
         let store = Arc::clone(&self.store);
-        let response = tokio::task::spawn_blocking(move || store.write(&write.path, &schema, &batches))
-            .await
-            .map_err(|e| Status::internal(format!("shard writer panicked: {e}")))?
-            .map_err(|e| datafusion_to_status(&e))?;
+        let response =
+            tokio::task::spawn_blocking(move || store.write(&write.path, &schema, &batches))
+                .await
+                .map_err(|e| Status::internal(format!("shard writer panicked: {e}")))?
+                .map_err(|e| datafusion_to_status(&e))?;
         let metadata = serde_json::to_vec(&response).expect("serializable");
-        let result = PutResult { app_metadata: metadata.into() };
-        Ok(Response::new(Box::pin(futures::stream::once(async { Ok(result) }))))
+        let result = PutResult {
+            app_metadata: metadata.into(),
+        };
+        Ok(Response::new(Box::pin(futures::stream::once(async {
+            Ok(result)
+        }))))
     }
 
     async fn do_exchange(
         &self,
         _request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
-        Err(Status::unimplemented("do_exchange is not served by executors"))
+        Err(Status::unimplemented(
+            "do_exchange is not served by executors",
+        ))
     }
 
     async fn do_action(
@@ -146,10 +169,16 @@ impl FlightService for ExecutorFlightService {
                     .await
                     .map_err(|e| Status::internal(e.to_string()))?
                     .map_err(|e| datafusion_to_status(&e))?;
-                let body = arrow_flight::Result { body: b"{}".to_vec().into() };
-                Ok(Response::new(Box::pin(futures::stream::once(async { Ok(body) }))))
+                let body = arrow_flight::Result {
+                    body: b"{}".to_vec().into(),
+                };
+                Ok(Response::new(Box::pin(futures::stream::once(async {
+                    Ok(body)
+                }))))
             }
-            other => Err(Status::invalid_argument(format!("unknown action '{other}'"))),
+            other => Err(Status::invalid_argument(format!(
+                "unknown action '{other}'"
+            ))),
         }
     }
 

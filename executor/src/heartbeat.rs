@@ -23,7 +23,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let register = RegisterExecutorRequest { data_id, address: address.clone(), labels };
+    let register = RegisterExecutorRequest {
+        data_id,
+        address: address.clone(),
+        labels,
+    };
     let mut executor_id: Option<ExecutorId> = None;
     loop {
         let step = async {
@@ -46,12 +50,18 @@ pub async fn run(
                     }
                 }
                 Some(id) => {
-                    let beat = HeartbeatRequest { executor_id: id, address: address.clone() };
+                    let beat = HeartbeatRequest {
+                        executor_id: id,
+                        address: address.clone(),
+                    };
                     let response: Result<serde_json::Value, _> =
                         executor_client::action(&coordinator, rpc::ACTION_HEARTBEAT, &beat).await;
                     if let Err(status) = response {
                         if status.code() == tonic::Code::NotFound {
-                            warn!(executor = id, "coordinator forgot this executor; registering again");
+                            warn!(
+                                executor = id,
+                                "coordinator forgot this executor; registering again"
+                            );
                             executor_id = None;
                         } else {
                             debug!(executor = id, error = %status.message(), "heartbeat failed");

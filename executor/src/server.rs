@@ -61,7 +61,10 @@ pub async fn serve(
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
     let mut server = Server::builder().tcp_nodelay(true);
-    let local_store = LocalShardStore { data_dir: store.data_dir().to_path_buf(), address };
+    let local_store = LocalShardStore {
+        data_dir: store.data_dir().to_path_buf(),
+        address,
+    };
     let result = add_worker_service(&mut server, local_store)
         .add_service(flight)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

@@ -28,7 +28,9 @@ impl ShardStore {
             path: data_dir.display().to_string(),
             source,
         })?;
-        Ok(Self { data_dir: data_dir.to_path_buf() })
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+        })
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -38,7 +40,10 @@ impl ShardStore {
     /// The identity of this data dir, created once; the catalog keeps the executor id per data id.
     pub fn data_id(&self) -> Result<String, ExecutorError> {
         let path = self.data_dir.join("executor-id");
-        let io = |source| ExecutorError::Io { path: path.display().to_string(), source };
+        let io = |source| ExecutorError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         match std::fs::read_to_string(&path) {
             Ok(id) => Ok(id.trim().to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -81,7 +86,11 @@ impl ShardStore {
         drop(file);
         std::fs::rename(&tmp, &path)?;
         sync_dir(dir)?;
-        Ok(WriteShardResponse { rows, bytes, column_stats: stats.finish()? })
+        Ok(WriteShardResponse {
+            rows,
+            bytes,
+            column_stats: stats.finish()?,
+        })
     }
 
     /// Removes files; missing files are fine (deletion is idempotent).

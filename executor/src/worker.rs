@@ -35,6 +35,8 @@ impl WorkerSessionBuilder for ShoalWorkerSession {
 
 /// Adds the worker gRPC service, for an executor whose shards live in `store`, to `server`.
 pub fn add_worker_service(server: &mut Server, store: LocalShardStore) -> Router {
-    let worker = Worker::from_session_builder(ShoalWorkerSession { store: Arc::new(store) });
+    let worker = Worker::from_session_builder(ShoalWorkerSession {
+        store: Arc::new(store),
+    });
     server.add_service(worker.into_worker_server())
 }

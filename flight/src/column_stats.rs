@@ -40,7 +40,10 @@ impl ColumnStatsBuilder {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { null_counts: vec![0; columns.len()], columns })
+        Ok(Self {
+            null_counts: vec![0; columns.len()],
+            columns,
+        })
     }
 
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -61,13 +64,21 @@ impl ColumnStatsBuilder {
                 Some((min, max)) => {
                     let (min, max) = (min.evaluate()?, max.evaluate()?);
                     let encode = |v: datafusion::common::ScalarValue| -> Result<Option<Vec<u8>>> {
-                        if v.is_null() { Ok(None) } else { Ok(Some(encode_scalar(&v)?)) }
+                        if v.is_null() {
+                            Ok(None)
+                        } else {
+                            Ok(Some(encode_scalar(&v)?))
+                        }
                     };
                     (encode(min)?, encode(max)?)
                 }
                 None => (None, None),
             };
-            out.push(ColumnStats { null_count: self.null_counts[i], min, max });
+            out.push(ColumnStats {
+                null_count: self.null_counts[i],
+                min,
+                max,
+            });
         }
         Ok(out)
     }

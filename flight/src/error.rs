@@ -64,9 +64,10 @@ fn classify(err: &DataFusionError) -> (Code, String) {
         DataFusionError::SQL(e, _) => (Code::InvalidArgument, format!("SQL error: {e}")),
         DataFusionError::Plan(msg) => (plan_code(msg), one_line(msg)),
         DataFusionError::SchemaError(..) => (Code::InvalidArgument, one_line(&message_of(err))),
-        DataFusionError::NotImplemented(msg) => {
-            (Code::Unimplemented, format!("not supported: {}", one_line(msg)))
-        }
+        DataFusionError::NotImplemented(msg) => (
+            Code::Unimplemented,
+            format!("not supported: {}", one_line(msg)),
+        ),
         DataFusionError::ResourcesExhausted(msg) => (Code::ResourceExhausted, one_line(msg)),
         DataFusionError::ArrowError(e, _) => match e.as_ref() {
             arrow::error::ArrowError::CastError(_)
@@ -120,7 +121,11 @@ fn message_of(err: &DataFusionError) -> String {
 /// The first line of a message, without DataFusion's backtrace.
 fn one_line(msg: &str) -> String {
     let msg = msg.split("\n\nbacktrace").next().unwrap_or(msg);
-    msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 trait CloneMessage {
@@ -144,7 +149,10 @@ pub fn status_to_datafusion(status: Status) -> DataFusionError {
 
 /// Whether a status means the peer could not be reached (worth trying another replica).
 pub fn is_unreachable(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled)
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+    )
 }
 
 #[cfg(test)]

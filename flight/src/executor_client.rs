@@ -28,7 +28,10 @@ pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 /// A cached, lazily connected channel per address: tonic channels multiplex and reconnect.
 pub fn channel(address: &str) -> Result<Channel, Status> {
     static CHANNELS: OnceLock<Mutex<HashMap<String, Channel>>> = OnceLock::new();
-    let mut channels = CHANNELS.get_or_init(Default::default).lock().expect("not poisoned");
+    let mut channels = CHANNELS
+        .get_or_init(Default::default)
+        .lock()
+        .expect("not poisoned");
     if let Some(channel) = channels.get(address) {
         return Ok(channel.clone());
     }
@@ -82,8 +85,7 @@ pub async fn write_shard(
     batches: Vec<RecordBatch>,
 ) -> Result<WriteShardResponse, Status> {
     let mut client = client(address)?;
-    let descriptor =
-        FlightDescriptor::new_cmd(rpc::encode(rpc::WRITE_DESCRIPTOR_PREFIX, request));
+    let descriptor = FlightDescriptor::new_cmd(rpc::encode(rpc::WRITE_DESCRIPTOR_PREFIX, request));
     let stream = FlightDataEncoderBuilder::new()
         .with_schema(schema)
         .with_flight_descriptor(Some(descriptor))
@@ -137,10 +139,12 @@ pub fn encode_batches(
         .with_schema(schema)
         .build(batches.map_err(|e| FlightError::ExternalError(Box::new(e))))
         .map_err(|e| match e {
-            FlightError::ExternalError(inner) => match inner.downcast::<datafusion::error::DataFusionError>() {
-                Ok(df) => crate::error::datafusion_to_status(&df),
-                Err(other) => Status::internal(other.to_string()),
-            },
+            FlightError::ExternalError(inner) => {
+                match inner.downcast::<datafusion::error::DataFusionError>() {
+                    Ok(df) => crate::error::datafusion_to_status(&df),
+                    Err(other) => Status::internal(other.to_string()),
+                }
+            }
             FlightError::Tonic(status) => *status,
             other => Status::internal(other.to_string()),
         })

@@ -19,8 +19,14 @@ pub const READ_BATCH_SIZE: usize = 8192;
 /// Resolves a shard path relative to `data_dir`, refusing paths that escape it.
 pub fn resolve(data_dir: &Path, relative: &str) -> Result<PathBuf> {
     let rel = Path::new(relative);
-    if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        return Err(DataFusionError::Execution(format!("invalid shard path '{relative}'")));
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(DataFusionError::Execution(format!(
+            "invalid shard path '{relative}'"
+        )));
     }
     Ok(data_dir.join(rel))
 }
@@ -48,7 +54,10 @@ pub fn read_local(
             async move { open_file(file, projection, schema).await }
         })
         .try_flatten();
-    Ok(Box::pin(RecordBatchStreamAdapter::new(output_schema, batches)))
+    Ok(Box::pin(RecordBatchStreamAdapter::new(
+        output_schema,
+        batches,
+    )))
 }
 
 async fn open_file(
@@ -75,8 +84,8 @@ async fn open_file(
             async move {
                 // A projection of zero columns (count(*)) still needs the row count.
                 if schema.fields().is_empty() {
-                    let options =
-                        arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+                    let options = arrow::array::RecordBatchOptions::new()
+                        .with_row_count(Some(batch.num_rows()));
                     return Ok(RecordBatch::try_new_with_options(schema, vec![], &options)?);
                 }
                 cast_batch(&batch, &schema)

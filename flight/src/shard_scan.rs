@@ -125,7 +125,10 @@ impl ShardScanExec {
         executor: Option<String>,
     ) -> Result<Self> {
         while partitions.len() < partition_count {
-            partitions.push(ShardPartition { bucket: u32::MAX, files: vec![] });
+            partitions.push(ShardPartition {
+                bucket: u32::MAX,
+                files: vec![],
+            });
         }
         Self::try_new(
             self.table.clone(),
@@ -161,8 +164,10 @@ impl DisplayAs for ShardScanExec {
             rows
         )?;
         if let Some(p) = &self.projection {
-            let names: Vec<&str> =
-                p.iter().map(|i| self.table_schema.field(*i).name().as_str()).collect();
+            let names: Vec<&str> = p
+                .iter()
+                .map(|i| self.table_schema.field(*i).name().as_str())
+                .collect();
             write!(f, ", projection=[{}]", names.join(", "))?;
         }
         if let Some(executor) = &self.executor {
@@ -201,7 +206,11 @@ impl ExecutionPlan for ShardScanExec {
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
         let rows: u64 = match partition {
-            Some(i) => self.partitions.get(i).map(|p| p.files.iter().map(|f| f.rows).sum()).unwrap_or(0),
+            Some(i) => self
+                .partitions
+                .get(i)
+                .map(|p| p.files.iter().map(|f| f.rows).sum())
+                .unwrap_or(0),
             None => self.scanned_files().map(|f| f.rows).sum(),
         };
         let mut stats = Statistics::new_unknown(&self.schema());
@@ -216,7 +225,10 @@ impl ExecutionPlan for ShardScanExec {
     ) -> Result<SendableRecordBatchStream> {
         let schema = self.schema();
         let Some(part) = self.partitions.get(partition) else {
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream::empty())));
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                stream::empty(),
+            )));
         };
         let local = context.session_config().get_extension::<LocalShardStore>();
         let scan = FileScan {
@@ -301,7 +313,9 @@ impl FileScan {
             "no live replica of shard file {} (owners: {}){}",
             file.path,
             file.owners.join(", "),
-            last_error.map(|s| format!(": {}", s.message())).unwrap_or_default()
+            last_error
+                .map(|s| format!(": {}", s.message()))
+                .unwrap_or_default()
         )))
     }
 }

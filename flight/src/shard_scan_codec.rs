@@ -66,7 +66,9 @@ impl PhysicalExtensionCodec for ShardScanCodec {
             executor: scan.executor().map(str::to_string),
         };
         serde_json::to_writer(buf, &proto).map_err(|e| {
-            datafusion::error::DataFusionError::Internal(format!("cannot encode ShardScanExec: {e}"))
+            datafusion::error::DataFusionError::Internal(format!(
+                "cannot encode ShardScanExec: {e}"
+            ))
         })
     }
 }

@@ -33,7 +33,11 @@ fn plain_field(field: &Field) -> Field {
 /// `schema` with every view type replaced by its plain form.
 pub fn plain_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(
-        schema.fields().iter().map(|f| plain_field(f)).collect::<Vec<_>>(),
+        schema
+            .fields()
+            .iter()
+            .map(|f| plain_field(f))
+            .collect::<Vec<_>>(),
         schema.metadata().clone(),
     ))
 }

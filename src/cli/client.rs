@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use arrow_flight::Ticket;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
-use arrow_flight::Ticket;
 use futures::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 
@@ -65,7 +65,10 @@ pub struct SqlClient {
 impl SqlClient {
     /// Connects eagerly so that a wrong address is reported before the first prompt.
     pub async fn connect(url: &str) -> Result<Self, ConnectError> {
-        let failure = |reason: String| ConnectError { url: url.to_string(), reason };
+        let failure = |reason: String| ConnectError {
+            url: url.to_string(),
+            reason,
+        };
         let uri = endpoint_uri(url).map_err(failure)?;
         let endpoint = Endpoint::from_shared(uri)
             .map_err(|e| failure(format!("invalid URL: {}", errors::error_message(&e))))?
@@ -74,10 +77,15 @@ impl SqlClient {
             Ok(Ok(channel)) => channel,
             Ok(Err(e)) => return Err(failure(transport_reason(&e))),
             Err(_) => {
-                return Err(failure(format!("timed out after {} s", CONNECT_TIMEOUT.as_secs())));
+                return Err(failure(format!(
+                    "timed out after {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
             }
         };
-        Ok(Self { inner: FlightSqlServiceClient::new(channel) })
+        Ok(Self {
+            inner: FlightSqlServiceClient::new(channel),
+        })
     }
 
     /// Sends `sql` as a Flight SQL `CommandStatementQuery` (queries, DDL and DML alike) and
@@ -92,8 +100,17 @@ impl SqlClient {
         };
         // Every endpoint is fetched over this same connection: the coordinator we talk to is
         // the front door and its advertised locations may not be reachable from the client.
-        let tickets = info.endpoint.into_iter().filter_map(|endpoint| endpoint.ticket).collect();
-        Ok(ResultStream { client: self.inner.clone(), tickets, current: None, schema })
+        let tickets = info
+            .endpoint
+            .into_iter()
+            .filter_map(|endpoint| endpoint.ticket)
+            .collect();
+        Ok(ResultStream {
+            client: self.inner.clone(),
+            tickets,
+            current: None,
+            schema,
+        })
     }
 }
 
@@ -157,10 +174,16 @@ mod tests {
 
     #[test]
     fn grpc_and_http_schemes_map_to_http() {
-        assert_eq!(endpoint_uri("grpc://127.0.0.1:50051").as_deref(), Ok("http://127.0.0.1:50051"));
+        assert_eq!(
+            endpoint_uri("grpc://127.0.0.1:50051").as_deref(),
+            Ok("http://127.0.0.1:50051")
+        );
         assert_eq!(endpoint_uri("grpc+tcp://h:1").as_deref(), Ok("http://h:1"));
         assert_eq!(endpoint_uri(" http://h:1 ").as_deref(), Ok("http://h:1"));
-        assert_eq!(endpoint_uri("localhost:50051").as_deref(), Ok("http://localhost:50051"));
+        assert_eq!(
+            endpoint_uri("localhost:50051").as_deref(),
+            Ok("http://localhost:50051")
+        );
     }
 
     #[test]
@@ -174,8 +197,14 @@ mod tests {
     #[tokio::test]
     async fn refused_connection_names_the_url() {
         // Port 1 on loopback is essentially never listening.
-        let err = SqlClient::connect("grpc://127.0.0.1:1").await.err().map(|e| e.to_string());
+        let err = SqlClient::connect("grpc://127.0.0.1:1")
+            .await
+            .err()
+            .map(|e| e.to_string());
         let text = err.unwrap_or_default();
-        assert!(text.starts_with("cannot connect to grpc://127.0.0.1:1: "), "{text}");
+        assert!(
+            text.starts_with("cannot connect to grpc://127.0.0.1:1: "),
+            "{text}"
+        );
     }
 }

@@ -27,12 +27,27 @@ const MAX_STATUS_HEADER_LEN: usize = 80;
 pub fn error_message(err: &(dyn Error + 'static)) -> String {
     let mut current: Option<&(dyn Error + 'static)> = Some(err);
     while let Some(e) = current {
-        if let Some(status) = e.downcast_ref::<tonic::Status>() {
+        if let Some(status) = as_status(e) {
             return status_message(status);
         }
         current = e.source();
     }
     clean_message(&describe_chain(&err.to_string(), err.source()))
+}
+
+/// `FlightError::Tonic` holds a `Box<Status>` and hands out the box itself as its source, so
+/// both shapes must be recognised.
+fn as_status<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a tonic::Status> {
+    if let Some(status) = e.downcast_ref::<tonic::Status>() {
+        return Some(status);
+    }
+    if let Some(status) = e.downcast_ref::<Box<tonic::Status>>() {
+        return Some(status);
+    }
+    match e.downcast_ref::<arrow_flight::error::FlightError>() {
+        Some(arrow_flight::error::FlightError::Tonic(status)) => Some(status),
+        _ => None,
+    }
 }
 
 /// The message of a status, plus its transport-level causes when the status has any (tonic puts
@@ -79,7 +94,10 @@ pub fn clean_message(raw: &str) -> String {
 }
 
 fn strip_noise_prefixes(mut text: &str) -> &str {
-    while let Some(rest) = NOISE_PREFIXES.iter().find_map(|prefix| text.strip_prefix(prefix)) {
+    while let Some(rest) = NOISE_PREFIXES
+        .iter()
+        .find_map(|prefix| text.strip_prefix(prefix))
+    {
         text = rest.trim_start();
     }
     text
@@ -93,7 +111,9 @@ fn extract_status_message(text: &str) -> Option<String> {
     let start = text.find(MARKER)?;
     let header = &text[..start];
     let looks_like_header = header.len() <= MAX_STATUS_HEADER_LEN
-        && header.chars().all(|c| c.is_alphanumeric() || " _:,'{(".contains(c));
+        && header
+            .chars()
+            .all(|c| c.is_alphanumeric() || " _:,'{(".contains(c));
     if !looks_like_header {
         return None;
     }
@@ -130,8 +150,16 @@ fn unescape_debug_string(body: &str) -> Option<String> {
 
 /// Multi-line server errors (DataFusion adds context lines) become one line.
 fn one_line(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    if lines.is_empty() { "unknown error".to_string() } else { lines.join(" ") }
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        "unknown error".to_string()
+    } else {
+        lines.join(" ")
+    }
 }
 
 #[cfg(test)]
@@ -145,7 +173,10 @@ mod tests {
         let err = FlightError::Tonic(Box::new(tonic::Status::internal(
             "Error during planning: table 'nope' not found",
         )));
-        assert_eq!(error_message(&err), "Error during planning: table 'nope' not found");
+        assert_eq!(
+            error_message(&err),
+            "Error during planning: table 'nope' not found"
+        );
     }
 
     #[test]
@@ -176,7 +207,8 @@ mod tests {
 
     #[test]
     fn debug_formatted_status_is_unwrapped() {
-        let raw = r#"Ipc error: Status { code: Internal, message: "boom\nsecond line", source: None }"#;
+        let raw =
+            r#"Ipc error: Status { code: Internal, message: "boom\nsecond line", source: None }"#;
         assert_eq!(clean_message(raw), "boom second line");
     }
 
@@ -202,7 +234,10 @@ mod tests {
 
     #[test]
     fn plain_messages_are_kept_and_folded_onto_one_line() {
-        assert_eq!(clean_message("  syntax error\n  at line 2  \n"), "syntax error at line 2");
+        assert_eq!(
+            clean_message("  syntax error\n  at line 2  \n"),
+            "syntax error at line 2"
+        );
         assert_eq!(clean_message(""), "unknown error");
     }
 

@@ -64,10 +64,14 @@ mod tests {
     #[test]
     fn parses_known_commands() {
         assert_eq!(MetaCommand::parse("\\d"), Some(MetaCommand::ListTables));
-        assert_eq!(MetaCommand::parse("  \\d  lineitem ; "), Some(MetaCommand::Describe(
-            "lineitem".into()
-        )));
-        assert_eq!(MetaCommand::parse("\\timing"), Some(MetaCommand::ToggleTiming));
+        assert_eq!(
+            MetaCommand::parse("  \\d  lineitem ; "),
+            Some(MetaCommand::Describe("lineitem".into()))
+        );
+        assert_eq!(
+            MetaCommand::parse("\\timing"),
+            Some(MetaCommand::ToggleTiming)
+        );
         assert_eq!(MetaCommand::parse("\\q"), Some(MetaCommand::Quit));
         assert_eq!(MetaCommand::parse("\\?"), Some(MetaCommand::Help));
     }
@@ -79,7 +83,13 @@ mod tests {
 
     #[test]
     fn unknown_commands_are_reported_verbatim() {
-        assert_eq!(MetaCommand::parse("\\x on"), Some(MetaCommand::Unknown("\\x on".into())));
-        assert_eq!(MetaCommand::parse("\\"), Some(MetaCommand::Unknown("\\".into())));
+        assert_eq!(
+            MetaCommand::parse("\\x on"),
+            Some(MetaCommand::Unknown("\\x on".into()))
+        );
+        assert_eq!(
+            MetaCommand::parse("\\"),
+            Some(MetaCommand::Unknown("\\".into()))
+        );
     }
 }

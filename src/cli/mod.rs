@@ -2,10 +2,11 @@
 //!
 //! Talks Flight SQL to any coordinator: each statement goes out as a `CommandStatementQuery`,
 //! and the batches of every endpoint of the returned `FlightInfo` are printed as a table, CSV
-//! or JSON lines. Errors print as one `ERROR: <message>` line.
+//! or JSON lines. Errors print as one `ERROR: <message>` line: the REPL prints statement errors
+//! itself; `run`/`repl` return the error that ends them for the caller (`main`) to print.
 
-mod client;
-mod errors;
+pub mod client;
+pub mod errors;
 mod meta_commands;
 mod render;
 mod repl;
@@ -49,27 +50,26 @@ pub enum OutputFormat {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Returned after the problem was already printed as `ERROR: ...` on stderr; the caller should
-/// exit with status 1 without printing it again (`err.is::<AlreadyReported>()`).
+/// The error `run`/`repl` end with: a connection failure or the first failing statement of a
+/// script, already one clean line. The caller prints it as `ERROR: {e}` and exits with 1;
+/// errors of single statements in the REPL are printed by the REPL itself and never end it.
 #[derive(Debug)]
-pub struct AlreadyReported(pub String);
+pub struct CliError(pub String);
 
-impl fmt::Display for AlreadyReported {
+impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for AlreadyReported {}
+impl std::error::Error for CliError {}
 
-/// Prints `ERROR: <message>` and returns the matching [`AlreadyReported`].
 fn fail(message: impl fmt::Display) -> BoxError {
-    eprintln!("ERROR: {message}");
-    Box::new(AlreadyReported(message.to_string()))
+    Box::new(CliError(message.to_string()))
 }
 
 /// Runs `shoal sql`: non-interactive with -c/-f (stops at the first failing statement and
-/// returns `Err`, i.e. exit status 1), else the REPL.
+/// returns it as `Err`: the caller prints `ERROR: {e}` and exits with status 1), else the REPL.
 pub async fn run(args: SqlArgs) -> Result<(), BoxError> {
     let script = match (&args.command, &args.file) {
         (Some(command), _) => Some(command.clone()),
@@ -83,6 +83,7 @@ pub async fn run(args: SqlArgs) -> Result<(), BoxError> {
 }
 
 /// The REPL against an already-known URL (also used by `shoal demo` after it starts the cluster).
+/// `Err` only when it cannot connect or cannot read the terminal.
 pub async fn repl(url: &str, format: OutputFormat) -> Result<(), BoxError> {
     let session = Session::connect(url, format).await.map_err(fail)?;
     repl::run_repl(session, url).await.map_err(fail)

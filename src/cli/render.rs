@@ -15,17 +15,28 @@ use super::OutputFormat;
 
 /// Accumulates or streams one statement's result.
 pub enum ResultPrinter {
-    Table { batches: Vec<RecordBatch> },
-    Csv { writer: arrow::csv::Writer<Stdout>, wrote_any: bool },
-    Json { writer: arrow::json::Writer<Stdout, LineDelimited> },
+    Table {
+        batches: Vec<RecordBatch>,
+    },
+    Csv {
+        writer: arrow::csv::Writer<Stdout>,
+        wrote_any: bool,
+    },
+    Json {
+        writer: arrow::json::Writer<Stdout, LineDelimited>,
+    },
 }
 
 impl ResultPrinter {
     pub fn new(format: OutputFormat) -> Self {
         match format {
-            OutputFormat::Table => Self::Table { batches: Vec::new() },
+            OutputFormat::Table => Self::Table {
+                batches: Vec::new(),
+            },
             OutputFormat::Csv => Self::Csv {
-                writer: arrow::csv::WriterBuilder::new().with_header(true).build(io::stdout()),
+                writer: arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(io::stdout()),
                 wrote_any: false,
             },
             OutputFormat::Json => Self::Json {
@@ -64,20 +75,25 @@ impl ResultPrinter {
             Self::Table { batches } => {
                 let table = match (batches.is_empty(), schema) {
                     // An empty result still shows its column names.
-                    (true, Some(schema)) => pretty_format_batches_with_schema(schema, &batches),
-                    _ => pretty_format_batches(&batches),
+                    (true, Some(schema)) => pretty_format_batches_with_schema(schema, &batches)
+                        .map(|table| table.to_string()),
+                    _ => pretty_format_batches(&batches).map(|table| table.to_string()),
                 }
-                .map_err(|e| format!("cannot format result: {e}"))?
-                .to_string();
+                .map_err(|e| format!("cannot format result: {e}"))?;
                 if !table.is_empty() {
                     writeln!(stdout, "{table}").map_err(output_error)?;
                 }
                 writeln!(stdout, "{footer}").map_err(output_error)?;
             }
-            Self::Csv { mut writer, wrote_any } => {
+            Self::Csv {
+                mut writer,
+                wrote_any,
+            } => {
                 if let (false, Some(schema)) = (wrote_any, schema) {
                     // Writing an empty batch emits just the header line.
-                    writer.write(&RecordBatch::new_empty(schema)).map_err(output_error)?;
+                    writer
+                        .write(&RecordBatch::new_empty(schema))
+                        .map_err(output_error)?;
                 }
                 writer.into_inner().flush().map_err(output_error)?;
                 footer_to_terminal(footer);
@@ -119,7 +135,10 @@ mod tests {
     #[test]
     fn footer_pluralizes_and_shows_millis() {
         assert_eq!(footer(1, None), "(1 row)");
-        assert_eq!(footer(3, Some(Duration::from_millis(12))), "(3 rows, 0.012 s)");
+        assert_eq!(
+            footer(3, Some(Duration::from_millis(12))),
+            "(3 rows, 0.012 s)"
+        );
         assert_eq!(footer(0, Some(Duration::from_secs(2))), "(0 rows, 2.000 s)");
     }
 }

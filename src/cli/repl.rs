@@ -1,6 +1,6 @@
 //! The interactive loop: read lines with history, gather statements, run them, handle `\` commands.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use rustyline::DefaultEditor;
@@ -29,15 +29,23 @@ pub async fn run_repl(mut session: Session, url: &str) -> Result<(), String> {
         // A missing history file is normal on first use.
         let _ = editor.load_history(path);
     }
-    let _ = writeln!(
-        std::io::stdout(),
-        "Connected to {url}. Statements end with `;`; \\? for help, \\q to quit."
-    );
+    // Piped input (`echo 'select 1;' | shoal sql`) should produce only results.
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        let _ = writeln!(
+            std::io::stdout(),
+            "Connected to {url}. Statements end with `;`; \\? for help, \\q to quit."
+        );
+    }
 
     let mut splitter = StatementSplitter::new();
     let mut editor = Some(editor);
     let outcome = loop {
-        let prompt = if splitter.is_empty() { PROMPT } else { CONTINUATION_PROMPT };
+        let prompt = if splitter.is_empty() {
+            PROMPT
+        } else {
+            CONTINUATION_PROMPT
+        };
         let (returned, line) = read_line(editor.take(), prompt).await;
         editor = returned;
         match line {
@@ -53,7 +61,13 @@ pub async fn run_repl(mut session: Session, url: &str) -> Result<(), String> {
             }
             // Ctrl-C at the prompt abandons the statement being typed, like psql.
             Err(ReadlineError::Interrupted) => splitter.clear(),
-            Err(ReadlineError::Eof) => break Ok(()),
+            Err(ReadlineError::Eof) => {
+                // A script piped in may omit the final `;`; a person pressing Ctrl-D is leaving.
+                if !interactive && let Some(statement) = splitter.finish() {
+                    report(run_cancellable(session.run_sql(&statement)).await);
+                }
+                break Ok(());
+            }
             Err(e) => break Err(format!("cannot read input: {e}")),
         }
     };
@@ -83,7 +97,10 @@ async fn read_line(
     .await;
     match joined {
         Ok((editor, line)) => (Some(editor), line),
-        Err(e) => (None, Err(ReadlineError::Io(std::io::Error::other(e.to_string())))),
+        Err(e) => (
+            None,
+            Err(ReadlineError::Io(std::io::Error::other(e.to_string()))),
+        ),
     }
 }
 
@@ -121,7 +138,9 @@ async fn run_meta_command(session: &mut Session, command: MetaCommand) -> Next {
             let _ = writeln!(std::io::stdout(), "{}", meta_commands::HELP);
         }
         MetaCommand::Unknown(text) => {
-            report(Err(format!("unknown command {text} (\\? lists the commands)")));
+            report(Err(format!(
+                "unknown command {text} (\\? lists the commands)"
+            )));
         }
     }
     Next::Continue

@@ -24,7 +24,11 @@ pub struct Session {
 
 impl Session {
     pub async fn connect(url: &str, format: OutputFormat) -> Result<Self, ConnectError> {
-        Ok(Self { client: SqlClient::connect(url).await?, format, timing: true })
+        Ok(Self {
+            client: SqlClient::connect(url).await?,
+            format,
+            timing: true,
+        })
     }
 
     /// Runs one statement and prints its result; `Err` holds the one-line error message.
@@ -58,10 +62,18 @@ impl Session {
         started: Instant,
         spinner: &mut Spinner,
     ) -> Result<(), String> {
-        let mut results = self.client.execute(sql).await.map_err(|e| errors::error_message(&e))?;
+        let mut results = self
+            .client
+            .execute(sql)
+            .await
+            .map_err(|e| errors::error_message(&e))?;
         let mut printer = ResultPrinter::new(self.format);
         let mut rows = 0;
-        while let Some(batch) = results.next_batch().await.map_err(|e| errors::error_message(&e))? {
+        while let Some(batch) = results
+            .next_batch()
+            .await
+            .map_err(|e| errors::error_message(&e))?
+        {
             rows += batch.num_rows();
             if printer.writes_immediately() {
                 spinner.stop().await;
@@ -80,15 +92,20 @@ impl Session {
         let started = Instant::now();
         let mut spinner = Spinner::start();
         let outcome = async {
-            let mut results =
-                self.client.execute(sql).await.map_err(|e| errors::error_message(&e))?;
+            let mut results = self
+                .client
+                .execute(sql)
+                .await
+                .map_err(|e| errors::error_message(&e))?;
             let mut batches = Vec::new();
-            while let Some(batch) =
-                results.next_batch().await.map_err(|e| errors::error_message(&e))?
+            while let Some(batch) = results
+                .next_batch()
+                .await
+                .map_err(|e| errors::error_message(&e))?
             {
                 batches.push(batch);
             }
-            Ok((results.schema(), batches, started.elapsed()))
+            Ok::<_, String>((results.schema(), batches, started.elapsed()))
         }
         .await;
         spinner.stop().await;
@@ -140,7 +157,11 @@ fn table_names(batches: &[RecordBatch]) -> Option<RecordBatch> {
         }
     }
     names.sort();
-    let schema = Arc::new(Schema::new(vec![Field::new("table_name", DataType::Utf8, false)]));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "table_name",
+        DataType::Utf8,
+        false,
+    )]));
     let column: ArrayRef = Arc::new(StringArray::from(names));
     RecordBatch::try_new(schema, vec![column]).ok()
 }

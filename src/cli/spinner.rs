@@ -29,11 +29,19 @@ impl Spinner {
     pub fn start() -> Self {
         let drawn = Arc::new(AtomicBool::new(false));
         if !std::io::stderr().is_terminal() {
-            return Self { stop: None, task: None, drawn };
+            return Self {
+                stop: None,
+                task: None,
+                drawn,
+            };
         }
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(animate(stopped, Arc::clone(&drawn)));
-        Self { stop: Some(stop), task: Some(task), drawn }
+        Self {
+            stop: Some(stop),
+            task: Some(task),
+            drawn,
+        }
     }
 
     /// Stops the indicator and waits until its line is cleared. Safe to call more than once.

@@ -33,7 +33,11 @@ impl Default for StatementSplitter {
 
 impl StatementSplitter {
     pub fn new() -> Self {
-        Self { current: String::new(), state: LexState::Normal, has_content: false }
+        Self {
+            current: String::new(),
+            state: LexState::Normal,
+            has_content: false,
+        }
     }
 
     /// Adds `text` and returns every statement it completed (trimmed, without the final `;`).
@@ -148,9 +152,10 @@ mod tests {
 
     #[test]
     fn splits_on_semicolons_and_keeps_a_trailing_statement() {
-        assert_eq!(split_statements("select 1; select 2;select 3"), vec![
-            "select 1", "select 2", "select 3"
-        ]);
+        assert_eq!(
+            split_statements("select 1; select 2;select 3"),
+            vec!["select 1", "select 2", "select 3"]
+        );
     }
 
     #[test]
@@ -161,57 +166,66 @@ mod tests {
 
     #[test]
     fn semicolon_inside_single_quotes_does_not_split() {
-        assert_eq!(split_statements("select 'a;b'; select 'it''s;'"), vec![
-            "select 'a;b'",
-            "select 'it''s;'"
-        ]);
+        assert_eq!(
+            split_statements("select 'a;b'; select 'it''s;'"),
+            vec!["select 'a;b'", "select 'it''s;'"]
+        );
     }
 
     #[test]
     fn semicolon_inside_double_quotes_does_not_split() {
-        assert_eq!(split_statements(r#"select 1 as "x;y"; select 2"#), vec![
-            r#"select 1 as "x;y""#,
-            "select 2"
-        ]);
+        assert_eq!(
+            split_statements(r#"select 1 as "x;y"; select 2"#),
+            vec![r#"select 1 as "x;y""#, "select 2"]
+        );
     }
 
     #[test]
     fn semicolon_inside_line_comment_does_not_split() {
-        assert_eq!(split_statements("select 1 -- one; two\n + 1; select 2"), vec![
-            "select 1 -- one; two\n + 1",
-            "select 2"
-        ]);
+        assert_eq!(
+            split_statements("select 1 -- one; two\n + 1; select 2"),
+            vec!["select 1 -- one; two\n + 1", "select 2"]
+        );
     }
 
     #[test]
     fn quote_inside_comment_does_not_open_a_string() {
-        assert_eq!(split_statements("select 1 -- don't\n; select 2"), vec![
-            "select 1 -- don't",
-            "select 2"
-        ]);
+        assert_eq!(
+            split_statements("select 1 -- don't\n; select 2"),
+            vec!["select 1 -- don't", "select 2"]
+        );
     }
 
     #[test]
     fn dashes_inside_quotes_are_not_a_comment() {
-        assert_eq!(split_statements("select '--'; select 2"), vec!["select '--'", "select 2"]);
+        assert_eq!(
+            split_statements("select '--'; select 2"),
+            vec!["select '--'", "select 2"]
+        );
     }
 
     #[test]
     fn nested_block_comments_hide_semicolons() {
-        assert_eq!(split_statements("select /* a /* b; */ c; */ 1; select 2"), vec![
-            "select /* a /* b; */ c; */ 1",
-            "select 2"
-        ]);
+        assert_eq!(
+            split_statements("select /* a /* b; */ c; */ 1; select 2"),
+            vec!["select /* a /* b; */ c; */ 1", "select 2"]
+        );
     }
 
     #[test]
     fn single_minus_and_slash_are_ordinary_characters() {
-        assert_eq!(split_statements("select 4 - 1, 6 / 2;"), vec!["select 4 - 1, 6 / 2"]);
+        assert_eq!(
+            split_statements("select 4 - 1, 6 / 2;"),
+            vec!["select 4 - 1, 6 / 2"]
+        );
     }
 
     #[test]
     fn unterminated_quote_is_sent_as_is_at_the_end() {
-        assert_eq!(split_statements("select 'oops; select 2"), vec!["select 'oops; select 2"]);
+        assert_eq!(
+            split_statements("select 'oops; select 2"),
+            vec!["select 'oops; select 2"]
+        );
     }
 
     #[test]
@@ -222,7 +236,10 @@ mod tests {
         assert!(!splitter.is_empty());
         assert!(splitter.push("  'multi;\n").is_empty());
         assert!(!splitter.is_empty());
-        assert_eq!(splitter.push("line' as s; select 2\n"), vec!["select\n  'multi;\nline' as s"]);
+        assert_eq!(
+            splitter.push("line' as s; select 2\n"),
+            vec!["select\n  'multi;\nline' as s"]
+        );
         assert!(!splitter.is_empty());
         assert_eq!(splitter.push(";\n"), vec!["select 2"]);
         assert!(splitter.is_empty());

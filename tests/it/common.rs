@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow_flight::FlightDescriptor;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt};
-use arrow_flight::FlightDescriptor;
 use futures::TryStreamExt;
 use prost::Message;
 use shoal::local_cluster::LocalCluster;
@@ -34,10 +34,17 @@ impl TestCluster {
     /// A coordinator and `executors` executors on 127.0.0.1 port 0.
     pub async fn start(executors: usize) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let cluster = within(60, "cluster start", LocalCluster::start(dir.path(), executors, 0))
-            .await
-            .expect("cluster starts");
-        Self { cluster: Some(cluster), dir }
+        let cluster = within(
+            60,
+            "cluster start",
+            LocalCluster::start(dir.path(), executors, 0),
+        )
+        .await
+        .expect("cluster starts");
+        Self {
+            cluster: Some(cluster),
+            dir,
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -68,8 +75,7 @@ impl Client {
             .await
             .expect("connects");
         Self {
-            inner: FlightServiceClient::new(channel)
-                .max_decoding_message_size(usize::MAX),
+            inner: FlightServiceClient::new(channel).max_decoding_message_size(usize::MAX),
         }
     }
 
@@ -80,14 +86,20 @@ impl Client {
 
     async fn query_inner(&self, sql: &str) -> Result<Vec<RecordBatch>, Status> {
         let mut client = self.inner.clone();
-        let command = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
+        let command = CommandStatementQuery {
+            query: sql.to_string(),
+            transaction_id: None,
+        };
         let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
         let info = client.get_flight_info(descriptor).await?.into_inner();
         let mut batches = Vec::new();
         for endpoint in info.endpoint {
-            let ticket = endpoint.ticket.ok_or_else(|| Status::internal("endpoint without ticket"))?;
+            let ticket = endpoint
+                .ticket
+                .ok_or_else(|| Status::internal("endpoint without ticket"))?;
             let stream = client.do_get(ticket).await?.into_inner();
-            let decoded = FlightRecordBatchStream::new_from_flight_data(stream.map_err(FlightError::from));
+            let decoded =
+                FlightRecordBatchStream::new_from_flight_data(stream.map_err(FlightError::from));
             let mut part: Vec<RecordBatch> = decoded.try_collect().await.map_err(|e| match e {
                 FlightError::Tonic(status) => *status,
                 other => Status::internal(other.to_string()),
@@ -99,7 +111,9 @@ impl Client {
 
     /// Runs a statement that must succeed.
     pub async fn ok(&self, sql: &str) -> Vec<RecordBatch> {
-        self.query(sql).await.unwrap_or_else(|s| panic!("{sql}: {:?}: {}", s.code(), s.message()))
+        self.query(sql)
+            .await
+            .unwrap_or_else(|s| panic!("{sql}: {:?}: {}", s.code(), s.message()))
     }
 
     /// The single value of a one-row, one-column result, as text.
@@ -108,10 +122,6 @@ impl Client {
         assert_eq!(rows.len(), 1, "{sql} returned {rows:?}");
         assert_eq!(rows[0].len(), 1, "{sql} returned {rows:?}");
         rows[0][0].clone()
-    }
-
-    pub fn inner(&self) -> FlightServiceClient<Channel> {
-        self.inner.clone()
     }
 }
 
@@ -126,7 +136,12 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formattable"))
             .collect();
         for row in 0..batch.num_rows() {
-            out.push(formatters.iter().map(|f| f.value(row).to_string()).collect());
+            out.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect(),
+            );
         }
     }
     out

@@ -12,7 +12,17 @@ const QUERY: &str = "SELECT l_returnflag, count(*), sum(l_quantity) FROM lineite
 /// Starts `shoal demo --no-prompt` and returns it with its Flight SQL URL.
 fn start_demo(data_dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args(["demo", "--no-prompt", "--port", "0", "--scale", "0.01", "--executors", "2", "--data-dir"])
+        .args([
+            "demo",
+            "--no-prompt",
+            "--port",
+            "0",
+            "--scale",
+            "0.01",
+            "--executors",
+            "2",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -27,7 +37,9 @@ fn start_demo(data_dir: &std::path::Path) -> (Child, String) {
             }
         }
     });
-    let url = rx.recv_timeout(Duration::from_secs(240)).expect("demo prints its URL");
+    let url = rx
+        .recv_timeout(Duration::from_secs(240))
+        .expect("demo prints its URL");
     (child, url)
 }
 
@@ -37,7 +49,9 @@ async fn acknowledged_writes_survive_kill_9() {
     let (mut first, url) = start_demo(dir.path());
     let client = Client::connect(&url).await;
     client.ok("CREATE TABLE audit (id BIGINT NOT NULL, note VARCHAR) WITH (distribution = 'id', replication = 2)").await;
-    client.ok("INSERT INTO audit VALUES (1, 'before crash'), (2, 'also acknowledged')").await;
+    client
+        .ok("INSERT INTO audit VALUES (1, 'before crash'), (2, 'also acknowledged')")
+        .await;
     let answer_before = client.ok(QUERY).await;
     first.kill().expect("kill -9"); // SIGKILL: no shutdown path runs
     first.wait().unwrap();
@@ -47,12 +61,21 @@ async fn acknowledged_writes_survive_kill_9() {
     let client = Client::connect(&url).await;
     within(60, "queries after restart", async {
         assert_eq!(client.scalar("SELECT count(*) FROM audit").await, "2");
-        assert_eq!(client.scalar("SELECT note FROM audit WHERE id = 1").await, "before crash");
+        assert_eq!(
+            client.scalar("SELECT note FROM audit WHERE id = 1").await,
+            "before crash"
+        );
         let answer_after = client.ok(QUERY).await;
-        assert_eq!(crate::common::rows(&answer_after), crate::common::rows(&answer_before));
+        assert_eq!(
+            crate::common::rows(&answer_after),
+            crate::common::rows(&answer_before)
+        );
     })
     .await;
-    eprintln!("restarted and verified in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "restarted and verified in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     second.kill().unwrap();
     second.wait().unwrap();
 }

@@ -20,7 +20,11 @@ async fn ddl_writes_and_reads() {
         .await;
     assert_eq!(client.scalar("SELECT count(*) FROM events").await, "6");
     assert_eq!(
-        rows(&client.ok("SELECT kind, count(*), sum(amount) FROM events GROUP BY kind ORDER BY kind").await),
+        rows(
+            &client
+                .ok("SELECT kind, count(*), sum(amount) FROM events GROUP BY kind ORDER BY kind")
+                .await
+        ),
         vec![vec!["a", "4", "4.5"], vec!["b", "2", "7.5"]]
             .into_iter()
             .map(|r| r.into_iter().map(String::from).collect::<Vec<_>>())
@@ -28,11 +32,15 @@ async fn ddl_writes_and_reads() {
     );
 
     // CREATE TABLE AS, replicated (no distribution column).
-    client.ok("CREATE TABLE kinds AS SELECT DISTINCT kind FROM events").await;
+    client
+        .ok("CREATE TABLE kinds AS SELECT DISTINCT kind FROM events")
+        .await;
     assert_eq!(client.scalar("SELECT count(*) FROM kinds").await, "2");
     // A join of a distributed and a replicated table.
     assert_eq!(
-        client.scalar("SELECT count(*) FROM events e JOIN kinds k ON e.kind = k.kind").await,
+        client
+            .scalar("SELECT count(*) FROM events e JOIN kinds k ON e.kind = k.kind")
+            .await,
         "6"
     );
 
@@ -45,25 +53,69 @@ async fn ddl_writes_and_reads() {
 
     // COPY FROM CSV.
     let csv = cluster.dir.path().join("more.csv");
-    std::fs::write(&csv, "id,kind,amount,day\n500,c,9.0,2024-02-01\n501,c,1.0,2024-02-02\n").unwrap();
-    assert_eq!(client.scalar(&format!("COPY events FROM '{}' WITH (FORMAT csv, HEADER true)", csv.display())).await, "2");
-    assert_eq!(client.scalar("SELECT count(*) FROM events WHERE kind = 'c'").await, "2");
+    std::fs::write(
+        &csv,
+        "id,kind,amount,day\n500,c,9.0,2024-02-01\n501,c,1.0,2024-02-02\n",
+    )
+    .unwrap();
+    assert_eq!(
+        client
+            .scalar(&format!(
+                "COPY events FROM '{}' WITH (FORMAT csv, HEADER true)",
+                csv.display()
+            ))
+            .await,
+        "2"
+    );
+    assert_eq!(
+        client
+            .scalar("SELECT count(*) FROM events WHERE kind = 'c'")
+            .await,
+        "2"
+    );
 
     // EXPLAIN: the point lookup scans one of six shards, on an executor.
-    let plan = rows(&client.ok("EXPLAIN SELECT * FROM events WHERE id = 500").await);
-    let text = plan.iter().map(|r| r[1].clone()).collect::<Vec<_>>().join("\n");
+    let plan = rows(
+        &client
+            .ok("EXPLAIN SELECT * FROM events WHERE id = 500")
+            .await,
+    );
+    let text = plan
+        .iter()
+        .map(|r| r[1].clone())
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(text.contains("ShardScanExec: table=events"), "{text}");
     let scan_line = text.lines().find(|l| l.contains("ShardScanExec")).unwrap();
     assert!(scan_line.contains("of 6"), "{scan_line}");
     assert_eq!(
-        scan_line.split("shards=[").nth(1).unwrap().split(']').next().unwrap().split(',').count(),
+        scan_line
+            .split("shards=[")
+            .nth(1)
+            .unwrap()
+            .split(']')
+            .next()
+            .unwrap()
+            .split(',')
+            .count(),
         1,
         "a point lookup on the distribution key reads one shard: {scan_line}"
     );
     // A full scan is split across the executors: tasks with their executor.
-    let plan = rows(&client.ok("EXPLAIN SELECT kind, count(*) FROM events GROUP BY kind").await);
-    let text = plan.iter().map(|r| r[1].clone()).collect::<Vec<_>>().join("\n");
-    assert!(text.contains("Stage"), "distributed plan has stages: {text}");
+    let plan = rows(
+        &client
+            .ok("EXPLAIN SELECT kind, count(*) FROM events GROUP BY kind")
+            .await,
+    );
+    let text = plan
+        .iter()
+        .map(|r| r[1].clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("Stage"),
+        "distributed plan has stages: {text}"
+    );
     assert!(text.contains("executor=http://127.0.0.1:"), "{text}");
 
     // DROP TABLE.
@@ -72,10 +124,17 @@ async fn ddl_writes_and_reads() {
     client.ok("DROP TABLE IF EXISTS kinds").await;
 
     // Large-ish result streams fine.
-    client.ok("CREATE TABLE numbers (n BIGINT NOT NULL) WITH (distribution = 'n')").await;
-    client.ok("INSERT INTO numbers SELECT value FROM generate_series(1, 200000)").await;
+    client
+        .ok("CREATE TABLE numbers (n BIGINT NOT NULL) WITH (distribution = 'n')")
+        .await;
+    client
+        .ok("INSERT INTO numbers SELECT value FROM generate_series(1, 200000)")
+        .await;
     let all = client.ok("SELECT n FROM numbers").await;
     assert_eq!(row_count(&all), 200000);
-    assert_eq!(client.scalar("SELECT sum(n) FROM numbers").await, "20000100000");
+    assert_eq!(
+        client.scalar("SELECT sum(n) FROM numbers").await,
+        "20000100000"
+    );
     cluster.shutdown().await;
 }

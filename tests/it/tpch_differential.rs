@@ -38,7 +38,10 @@ fn normalize(batches: &[RecordBatch]) -> Vec<(Vec<String>, Vec<f64>)> {
                 } else if let Some(a) = col.as_any().downcast_ref::<Float64Array>() {
                     a.value(r)
                 } else {
-                    col.as_any().downcast_ref::<Float32Array>().expect("float").value(r) as f64
+                    col.as_any()
+                        .downcast_ref::<Float32Array>()
+                        .expect("float")
+                        .value(r) as f64
                 };
                 floats[row].push(v);
             }
@@ -57,25 +60,38 @@ fn normalize(batches: &[RecordBatch]) -> Vec<(Vec<String>, Vec<f64>)> {
         .collect();
     out.sort_by(|a, b| {
         a.0.cmp(&b.0).then_with(|| {
-            a.1.iter().zip(&b.1).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+            a.1.iter()
+                .zip(&b.1)
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
         })
     });
     out
 }
 
-fn assert_same(name: &str, shoal: &[RecordBatch], single: &[RecordBatch]) {
+/// `Err` describes the first difference between the two results.
+fn compare(name: &str, shoal: &[RecordBatch], single: &[RecordBatch]) -> Result<(), String> {
     let (a, b) = (normalize(shoal), normalize(single));
-    assert_eq!(a.len(), b.len(), "{name}: Shoal returned {} rows, DataFusion {}", a.len(), b.len());
+    if a.len() != b.len() {
+        return Err(format!(
+            "{name}: Shoal returned {} rows, DataFusion {}",
+            a.len(),
+            b.len()
+        ));
+    }
     for (i, ((ta, fa), (tb, fb))) in a.iter().zip(&b).enumerate() {
-        assert_eq!(ta, tb, "{name}: row {i} differs");
+        if ta != tb {
+            return Err(format!("{name}: row {i} differs: {ta:?} vs {tb:?}"));
+        }
         for (x, y) in fa.iter().zip(fb) {
             let tolerance = 1e-6 * x.abs().max(y.abs()).max(1.0);
-            assert!(
-                (x - y).abs() <= tolerance || (x.is_nan() && y.is_nan()),
-                "{name}: row {i}: {x} vs {y}"
-            );
+            if !((x - y).abs() <= tolerance || (x.is_nan() && y.is_nan())) {
+                return Err(format!("{name}: row {i}: {x} vs {y}"));
+            }
         }
     }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -84,7 +100,10 @@ async fn tpch_queries_match_single_node_datafusion() {
     let data = cluster.dir.path().join("tpch");
     let dir = data.clone();
     within(120, "generate TPC-H", async {
-        tokio::task::spawn_blocking(move || tpch::generate_parquet(&dir, SCALE)).await.unwrap().unwrap()
+        tokio::task::spawn_blocking(move || tpch::generate_parquet(&dir, SCALE))
+            .await
+            .unwrap()
+            .unwrap()
     })
     .await;
 
@@ -93,12 +112,20 @@ async fn tpch_queries_match_single_node_datafusion() {
     for table in tpch::TABLES {
         client.ok(tpch::create_table_sql(table)).await;
         let path = tpch::parquet_path(&data, table);
-        let loaded = client.scalar(&format!("COPY {table} FROM '{}'", path.display())).await;
+        let loaded = client
+            .scalar(&format!("COPY {table} FROM '{}'", path.display()))
+            .await;
         single
             .register_parquet(table, path.to_str().unwrap(), ParquetReadOptions::default())
             .await
             .unwrap();
-        let expected = single.sql(&format!("SELECT count(*) FROM {table}")).await.unwrap().collect().await.unwrap();
+        let expected = single
+            .sql(&format!("SELECT count(*) FROM {table}"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         assert_eq!(loaded, rows(&expected)[0][0], "{table}: rows loaded");
     }
 
@@ -107,13 +134,19 @@ async fn tpch_queries_match_single_node_datafusion() {
         let expected = single.sql(&sql).await.unwrap().collect().await.unwrap();
         match client.query(&sql).await {
             Ok(actual) => {
-                if let Err(panic) = std::panic::catch_unwind(|| assert_same(&name, &actual, &expected)) {
-                    failures.push(format!("{name}: {:?}", panic.downcast_ref::<String>()));
+                if let Err(difference) = compare(&name, &actual, &expected) {
+                    failures.push(difference);
                 }
             }
-            Err(status) => failures.push(format!("{name}: {:?}: {}", status.code(), status.message())),
+            Err(status) => {
+                failures.push(format!("{name}: {:?}: {}", status.code(), status.message()))
+            }
         }
     }
     cluster.shutdown().await;
-    assert!(failures.is_empty(), "TPC-H differences:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "TPC-H differences:\n{}",
+        failures.join("\n")
+    );
 }
