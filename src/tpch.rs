@@ -102,12 +102,14 @@ pub fn generate_parquet(dir: &Path, scale: f64) -> Result<(), Error> {
     Ok(())
 }
 
-/// The 22 query texts from `dir` (`q01.sql` .. `q22.sql`).
-pub fn queries(dir: &Path) -> Result<Vec<(String, String)>, Error> {
+/// The 22 query texts from `dir` (`q01.sql` .. `q22.sql`) with their substitution parameters
+/// for `scale` (Q11's FRACTION is 0.0001 / SF, as the specification scales it).
+pub fn queries(dir: &Path, scale: f64) -> Result<Vec<(String, String)>, Error> {
     (1..=22)
         .map(|i| {
             let name = format!("q{i:02}");
-            let sql = std::fs::read_to_string(dir.join(format!("{name}.sql")))?;
+            let sql = std::fs::read_to_string(dir.join(format!("{name}.sql")))?
+                .replace("__FRACTION__", &format!("{}", 0.0001 / scale));
             Ok((name, sql))
         })
         .collect()

@@ -289,6 +289,12 @@ impl QueryEngine {
     }
 
     async fn copy_from(&self, ctx: &SessionContext, copy: CopyFrom) -> Result<QueryOutput> {
+        if !ctx.table_exist(copy.table.as_str())? {
+            return Err(coded(
+                Code::NotFound,
+                format!("table '{}' does not exist", copy.table),
+            ));
+        }
         let provider = ctx.table_provider(copy.table.as_str()).await?;
         let df = copy.read(ctx, &provider.schema()).await?;
         let batches = df

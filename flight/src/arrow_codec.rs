@@ -1,30 +1,27 @@
 //! Encodings of Arrow schemas and statistics values as the opaque bytes the catalog stores.
 
-use std::sync::Arc;
-
 use arrow::datatypes::{Schema, SchemaRef};
-use arrow::ipc::convert::{IpcSchemaEncoder, try_schema_from_ipc_buffer};
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion_proto::protobuf;
 use prost::Message;
 
-/// Arrow schema -> IPC flatbuffer bytes.
+/// Arrow schema -> bytes (an Arrow IPC stream with no batches).
 pub fn encode_schema(schema: &Schema) -> Vec<u8> {
-    let fb = IpcSchemaEncoder::new().schema_to_fb(schema);
-    let mut bytes = fb.finished_data().to_vec();
-    // `try_schema_from_ipc_buffer` expects the continuation marker and length prefix.
-    let mut framed = Vec::with_capacity(bytes.len() + 8);
-    framed.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
-    framed.extend_from_slice(&(bytes.len() as i32).to_le_bytes());
-    framed.append(&mut bytes);
-    framed
+    let mut bytes = Vec::new();
+    let mut writer =
+        StreamWriter::try_new(&mut bytes, schema).expect("every Arrow schema is IPC-encodable");
+    writer.finish().expect("writing to memory does not fail");
+    drop(writer);
+    bytes
 }
 
-/// IPC bytes written by [`encode_schema`] -> Arrow schema.
+/// Bytes written by [`encode_schema`] -> Arrow schema.
 pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef> {
-    let schema = try_schema_from_ipc_buffer(bytes)
+    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
         .map_err(|e| DataFusionError::Internal(format!("corrupt schema in catalog: {e}")))?;
-    Ok(Arc::new(schema))
+    Ok(reader.schema())
 }
 
 /// A statistics value -> bytes (DataFusion's protobuf form of `ScalarValue`).

@@ -130,8 +130,16 @@ async fn tpch_queries_match_single_node_datafusion() {
     }
 
     let mut failures = Vec::new();
-    for (name, sql) in tpch::queries(&queries_dir()).expect("queries in ../shared/tpch/queries") {
-        let expected = single.sql(&sql).await.unwrap().collect().await.unwrap();
+    for (name, sql) in
+        tpch::queries(&queries_dir(), SCALE).expect("queries in ../shared/tpch/queries")
+    {
+        let expected = match single.sql(&sql).await {
+            Ok(df) => df
+                .collect()
+                .await
+                .unwrap_or_else(|e| panic!("{name} on DataFusion: {e}")),
+            Err(e) => panic!("{name} on DataFusion: {e}"),
+        };
         match client.query(&sql).await {
             Ok(actual) => {
                 if let Err(difference) = compare(&name, &actual, &expected) {
