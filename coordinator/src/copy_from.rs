@@ -98,13 +98,12 @@ impl CopyFrom {
     pub async fn read(&self, ctx: &SessionContext, table_schema: &SchemaRef) -> Result<DataFrame> {
         let local = self.path.strip_prefix("file://").unwrap_or(&self.path);
         let is_glob = local.contains(['*', '?', '[']);
-        if !self.path.contains("://") || self.path.starts_with("file://") {
-            if !is_glob && !Path::new(local).exists() {
-                return Err(coded(
-                    Code::NotFound,
-                    format!("COPY: file '{}' does not exist", self.path),
-                ));
-            }
+        let is_local = !self.path.contains("://") || self.path.starts_with("file://");
+        if is_local && !is_glob && !Path::new(local).exists() {
+            return Err(coded(
+                Code::NotFound,
+                format!("COPY: file '{}' does not exist", self.path),
+            ));
         }
         let unreadable = |e: datafusion::error::DataFusionError| {
             coded(

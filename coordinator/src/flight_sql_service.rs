@@ -218,7 +218,7 @@ impl FlightSqlService for ShoalFlightSqlService {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         Ok(Response::new(info_for(
             &schema,
             query.as_any().encode_to_vec(),
@@ -297,7 +297,7 @@ impl FlightSqlService for ShoalFlightSqlService {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         Ok(Response::new(info_for(
             &schema,
             query.as_any().encode_to_vec(),

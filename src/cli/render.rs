@@ -18,12 +18,13 @@ pub enum ResultPrinter {
     Table {
         batches: Vec<RecordBatch>,
     },
+    // Boxed: the writers are large and a printer lives for one statement.
     Csv {
-        writer: arrow::csv::Writer<Stdout>,
+        writer: Box<arrow::csv::Writer<Stdout>>,
         wrote_any: bool,
     },
     Json {
-        writer: arrow::json::Writer<Stdout, LineDelimited>,
+        writer: Box<arrow::json::Writer<Stdout, LineDelimited>>,
     },
 }
 
@@ -34,16 +35,20 @@ impl ResultPrinter {
                 batches: Vec::new(),
             },
             OutputFormat::Csv => Self::Csv {
-                writer: arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(io::stdout()),
+                writer: Box::new(
+                    arrow::csv::WriterBuilder::new()
+                        .with_header(true)
+                        .build(io::stdout()),
+                ),
                 wrote_any: false,
             },
             OutputFormat::Json => Self::Json {
                 // Explicit nulls keep every row's keys identical, which `jq` users expect.
-                writer: arrow::json::WriterBuilder::new()
-                    .with_explicit_nulls(true)
-                    .build::<_, LineDelimited>(io::stdout()),
+                writer: Box::new(
+                    arrow::json::WriterBuilder::new()
+                        .with_explicit_nulls(true)
+                        .build::<_, LineDelimited>(io::stdout()),
+                ),
             },
         }
     }
