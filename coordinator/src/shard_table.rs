@@ -17,6 +17,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use shoal_catalog::{ExecutorId, ShardFile, TableDef};
 use shoal_flight::{ShardFileRef, ShardPartition, ShardScanExec};
 
+use crate::bucketing::buckets_matching;
 use crate::cluster::Cluster;
 use crate::pruning::prune_files;
 use crate::shard_write_sink::ShardWriteSink;
@@ -97,7 +98,16 @@ impl TableProvider for ShardTable {
             }
             None => None,
         };
-        let kept = prune_files(&self.schema, predicate, self.files.iter().collect())?;
+        let buckets = match &self.def.distribution {
+            Some(column) => buckets_matching(&self.schema, column, self.def.shard_count, filters)?,
+            None => None,
+        };
+        let candidates = self
+            .files
+            .iter()
+            .filter(|f| buckets.as_ref().is_none_or(|b| b.contains(&f.bucket)))
+            .collect();
+        let kept = prune_files(&self.schema, predicate, candidates)?;
         let mut buckets: BTreeMap<u32, Vec<ShardFileRef>> = BTreeMap::new();
         for file in kept {
             buckets.entry(file.bucket).or_default().push(ShardFileRef {

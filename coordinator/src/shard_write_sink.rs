@@ -10,8 +10,6 @@ use async_trait::async_trait;
 use datafusion::common::{Result, exec_datafusion_err};
 use datafusion::datasource::sink::DataSink;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_plan::metrics::Time;
 use datafusion::physical_plan::repartition::BatchPartitioner;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
@@ -25,6 +23,7 @@ use shoal_flight::wire_types::cast_batch;
 use tonic::Code;
 use tracing::{info, warn};
 
+use crate::bucketing::bucket_partitioner;
 use crate::cluster::Cluster;
 use crate::executor_registry::ExecutorRegistry;
 
@@ -150,12 +149,7 @@ impl BucketWriter {
     fn try_new(cluster: &Cluster, table: TableDef, schema: SchemaRef, txn: TxnId) -> Result<Self> {
         let partitioner = match &table.distribution {
             Some(column) if table.shard_count > 1 => {
-                let index = schema.index_of(column)?;
-                Some(BatchPartitioner::new_hash_partitioner(
-                    vec![Arc::new(Column::new(column, index))],
-                    table.shard_count as usize,
-                    Time::new(),
-                )?)
+                Some(bucket_partitioner(&schema, column, table.shard_count)?)
             }
             _ => None,
         };

@@ -163,7 +163,11 @@ impl DisplayAs for ShardScanExec {
             self.scanned_files().count(),
             rows
         )?;
-        if let Some(p) = &self.projection {
+        if let Some(p) = self
+            .projection
+            .as_ref()
+            .filter(|p| p.len() < self.table_schema.fields().len())
+        {
             let names: Vec<&str> = p
                 .iter()
                 .map(|i| self.table_schema.field(*i).name().as_str())

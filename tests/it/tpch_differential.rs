@@ -129,6 +129,44 @@ async fn tpch_queries_match_single_node_datafusion() {
         assert_eq!(loaded, rows(&expected)[0][0], "{table}: rows loaded");
     }
 
+    // Pruning: a point lookup on the distribution key reads one of lineitem's shards.
+    let explain = rows(
+        &client
+            .ok("EXPLAIN SELECT * FROM lineitem WHERE l_orderkey = 42")
+            .await,
+    );
+    let plan = explain
+        .iter()
+        .map(|r| r[1].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let scans: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.contains("ShardScanExec: table=lineitem"))
+        .collect();
+    assert_eq!(scans.len(), 1, "one scan task: {plan}");
+    assert!(
+        scans[0].contains("shards=[") && scans[0].contains("] of 3"),
+        "{plan}"
+    );
+    assert_eq!(
+        scans[0]
+            .split("shards=[")
+            .nth(1)
+            .unwrap()
+            .split(']')
+            .next()
+            .unwrap()
+            .split(',')
+            .count(),
+        1,
+        "{plan}"
+    );
+    let lookup =
+        "SELECT l_linenumber, l_quantity FROM lineitem WHERE l_orderkey = 42 ORDER BY l_linenumber";
+    let expected = single.sql(lookup).await.unwrap().collect().await.unwrap();
+    assert_eq!(rows(&client.ok(lookup).await), rows(&expected));
+
     let mut failures = Vec::new();
     for (name, sql) in
         tpch::queries(&queries_dir(), SCALE).expect("queries in ../shared/tpch/queries")
