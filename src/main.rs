@@ -1,6 +1,7 @@
 //! The `shoal` command: `demo`, `coordinator`, `executor` and `sql`.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -84,6 +85,7 @@ fn main() -> ExitCode {
             }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -102,7 +104,8 @@ fn default_log_filter(command: &Command) -> &'static str {
     match command {
         // Keep the prompt clean; servers log their progress.
         Command::Demo(_) | Command::Sql(_) => "warn",
-        Command::Coordinator(_) | Command::Executor(_) => "info",
+        // openraft narrates every term and snapshot at info.
+        Command::Coordinator(_) | Command::Executor(_) => "info,openraft=warn",
     }
 }
 
