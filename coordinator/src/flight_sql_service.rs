@@ -118,6 +118,20 @@ fn info_for(
         .with_descriptor(descriptor))
 }
 
+/// The FlightInfo of a metadata command: its ticket is the command itself.
+fn metadata_info(
+    schema: &SchemaRef,
+    command: &impl ProstMessageExt,
+    request: Request<FlightDescriptor>,
+) -> Result<Response<FlightInfo>, Status> {
+    let ticket = command.as_any().encode_to_vec();
+    Ok(Response::new(info_for(
+        schema,
+        ticket,
+        request.into_inner(),
+    )?))
+}
+
 fn batch_stream(schema: SchemaRef, batch: Result<RecordBatch, FlightError>) -> DoGetStream {
     let stream = FlightDataEncoderBuilder::new()
         .with_schema(schema)
@@ -219,11 +233,7 @@ impl FlightSqlService for ShoalFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder().schema();
-        Ok(Response::new(info_for(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        metadata_info(&schema, &query, request)
     }
 
     async fn do_get_catalogs(
@@ -243,11 +253,7 @@ impl FlightSqlService for ShoalFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        metadata_info(&schema, &query, request)
     }
 
     async fn do_get_schemas(
@@ -267,11 +273,7 @@ impl FlightSqlService for ShoalFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        metadata_info(&schema, &query, request)
     }
 
     async fn do_get_tables(
@@ -298,11 +300,7 @@ impl FlightSqlService for ShoalFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder().schema();
-        Ok(Response::new(info_for(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        metadata_info(&schema, &query, request)
     }
 
     async fn do_get_table_types(
@@ -322,11 +320,7 @@ impl FlightSqlService for ShoalFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(sql_info()).schema();
-        Ok(Response::new(info_for(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        metadata_info(&schema, &query, request)
     }
 
     async fn do_get_sql_info(

@@ -150,3 +150,24 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
 pub fn row_count(batches: &[RecordBatch]) -> usize {
     batches.iter().map(|b| b.num_rows()).sum()
 }
+
+impl Client {
+    /// The text of `EXPLAIN sql`, all plan rows joined.
+    pub async fn explain(&self, sql: &str) -> String {
+        let plan = rows(&self.ok(&format!("EXPLAIN {sql}")).await);
+        plan.iter()
+            .map(|r| r[1].as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The shards a `ShardScanExec` line of a plan reads, e.g. `shards=[0,2] of 6` -> 2.
+pub fn scanned_shards(scan_line: &str) -> usize {
+    let list = scan_line
+        .split("shards=[")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap_or("");
+    list.split(',').filter(|s| !s.is_empty()).count()
+}

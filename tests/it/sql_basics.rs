@@ -1,7 +1,7 @@
 //! DDL, writes and reads through Flight SQL: table options, INSERT, CREATE TABLE AS, COPY,
 //! DROP, SHOW/DESCRIBE, and EXPLAIN showing shard pruning and the executors that scan.
 
-use crate::common::{TestCluster, row_count, rows};
+use crate::common::{TestCluster, row_count, rows, scanned_shards};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ddl_writes_and_reads() {
@@ -75,43 +75,19 @@ async fn ddl_writes_and_reads() {
     );
 
     // EXPLAIN: the point lookup scans one of six shards, on an executor.
-    let plan = rows(
-        &client
-            .ok("EXPLAIN SELECT * FROM events WHERE id = 500")
-            .await,
-    );
-    let text = plan
-        .iter()
-        .map(|r| r[1].clone())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text = client.explain("SELECT * FROM events WHERE id = 500").await;
     assert!(text.contains("ShardScanExec: table=events"), "{text}");
     let scan_line = text.lines().find(|l| l.contains("ShardScanExec")).unwrap();
     assert!(scan_line.contains("of 6"), "{scan_line}");
     assert_eq!(
-        scan_line
-            .split("shards=[")
-            .nth(1)
-            .unwrap()
-            .split(']')
-            .next()
-            .unwrap()
-            .split(',')
-            .count(),
+        scanned_shards(scan_line),
         1,
-        "a point lookup on the distribution key reads one shard: {scan_line}"
+        "a point lookup on the distribution key reads one shard: {text}"
     );
     // A full scan is split across the executors: tasks with their executor.
-    let plan = rows(
-        &client
-            .ok("EXPLAIN SELECT kind, count(*) FROM events GROUP BY kind")
-            .await,
-    );
-    let text = plan
-        .iter()
-        .map(|r| r[1].clone())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text = client
+        .explain("SELECT kind, count(*) FROM events GROUP BY kind")
+        .await;
     assert!(
         text.contains("Stage"),
         "distributed plan has stages: {text}"
