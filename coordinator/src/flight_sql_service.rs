@@ -7,19 +7,23 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
-    CommandGetTables, CommandStatementQuery, CommandStatementUpdate, ProstMessageExt, SqlInfo,
-    SqlSupportedTransaction, TicketStatementQuery,
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, SqlSupportedTransaction,
+    TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
-    HandshakeResponse, Ticket,
+    HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
 };
 use datafusion::physical_plan::execute_stream;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -227,6 +231,81 @@ impl FlightSqlService for ShoalFlightSqlService {
         Ok(affected_rows(&batches))
     }
 
+    // Prepared statements: ADBC and JDBC send every statement this way. The handle is the SQL
+    // text itself, so a handle works on any coordinator and needs no server-side state.
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let schema = self
+            .engine
+            .result_schema(&query.query)
+            .await
+            .map_err(|e| datafusion_to_status(&e))?;
+        // An empty dataset schema tells JDBC the statement is an update.
+        let dataset_schema = match schema {
+            Some(schema) => {
+                let IpcMessage(bytes) = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
+                    .try_into()
+                    .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
+                bytes
+            }
+            None => Default::default(),
+        };
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: query.query.into(),
+            dataset_schema,
+            parameter_schema: Default::default(),
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        _query: ActionClosePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<(), Status> {
+        Ok(())
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        reject_parameters(request).await?;
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let sql = handle_sql(&query.prepared_statement_handle)?;
+        let statement = CommandStatementQuery {
+            query: sql,
+            transaction_id: None,
+        };
+        self.get_flight_info_statement(statement, request).await
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let sql = handle_sql(&query.prepared_statement_handle)?;
+        let statement = CommandStatementUpdate {
+            query: sql,
+            transaction_id: None,
+        };
+        self.do_put_statement_update(statement, request).await
+    }
+
     async fn get_flight_info_catalogs(
         &self,
         query: CommandGetCatalogs,
@@ -345,6 +424,25 @@ impl FlightSqlService for ShoalFlightSqlService {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+fn handle_sql(handle: &[u8]) -> Result<String, Status> {
+    String::from_utf8(handle.to_vec())
+        .map_err(|_| Status::invalid_argument("malformed prepared statement handle"))
+}
+
+/// Parameters are not bound yet: refuse rows rather than silently ignore them.
+async fn reject_parameters(request: Request<PeekableFlightDataStream>) -> Result<(), Status> {
+    let mut stream = request.into_inner();
+    while let Some(data) = stream.next().await {
+        let data = data?;
+        if !data.data_body.is_empty() {
+            return Err(Status::unimplemented(
+                "prepared statement parameters are not supported yet; put the values in the SQL text",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The row count a DML statement reports.

@@ -132,6 +132,33 @@ impl QueryEngine {
         }
     }
 
+    /// The result schema of a query, planned but not run; `None` for statements that change
+    /// something (they run only when executed). Used to answer prepared-statement requests.
+    pub async fn result_schema(&self, sql: &str) -> Result<Option<SchemaRef>> {
+        if parse_copy_from(sql).is_some() {
+            return Ok(None);
+        }
+        let ctx = self.session()?;
+        let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
+        let Some(statement) = statements.pop_front() else {
+            return plan_err!("empty statement");
+        };
+        match &statement {
+            DFStatement::Statement(stmt) if matches!(**stmt, Statement::CreateTable(_)) => {
+                return Ok(None);
+            }
+            DFStatement::Explain(explain) if !explain.options.analyze => {
+                return Ok(Some(explain_schema()));
+            }
+            _ => {}
+        }
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        Ok(match plan {
+            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_) => None,
+            plan => Some(plain_schema(plan.schema().as_arrow())),
+        })
+    }
+
     async fn run_planned(
         &self,
         ctx: &SessionContext,
@@ -331,10 +358,7 @@ impl QueryEngine {
             types.insert(0, "logical_plan".into());
             plans.insert(0, logical.display_indent().to_string());
         }
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("plan_type", DataType::Utf8, false),
-            Field::new("plan", DataType::Utf8, false),
-        ]));
+        let schema = explain_schema();
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
             vec![
@@ -387,6 +411,13 @@ fn table_name(name: &TableReference) -> Result<String> {
         }
         other => plan_err!("tables live in {SHOAL_CATALOG}.{SHOAL_SCHEMA}; '{other}' is elsewhere"),
     }
+}
+
+fn explain_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("plan_type", DataType::Utf8, false),
+        Field::new("plan", DataType::Utf8, false),
+    ]))
 }
 
 fn count_schema() -> SchemaRef {
