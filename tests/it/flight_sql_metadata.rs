@@ -1,5 +1,5 @@
 //! Flight SQL metadata commands a driver asks first: catalogs, schemas, tables (with and without
-//! a catalog, with schemas), table types and SqlInfo.
+//! a catalog, with schemas), table types and SqlInfo; and prepared statements.
 
 use arrow::array::RecordBatch;
 use arrow_flight::FlightInfo;
