@@ -174,8 +174,20 @@ impl DisplayAs for ShardScanExec {
                 .collect();
             write!(f, ", projection=[{}]", names.join(", "))?;
         }
-        if let Some(executor) = &self.executor {
-            write!(f, ", executor={executor}")?;
+        match &self.executor {
+            Some(executor) => write!(f, ", executor={executor}")?,
+            // Not split into tasks (a single-task plan): each file is scanned by its first
+            // live owner and streamed to where this node runs.
+            None => {
+                let mut owners: Vec<&str> = self
+                    .scanned_files()
+                    .filter_map(|file| file.owners.first().map(String::as_str))
+                    .collect();
+                owners.dedup();
+                if !owners.is_empty() {
+                    write!(f, ", scanned_on=[{}]", owners.join(", "))?;
+                }
+            }
         }
         Ok(())
     }
