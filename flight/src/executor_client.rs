@@ -24,6 +24,10 @@ use crate::rpc::{self, ScanShardRequest, WriteShardRequest, WriteShardResponse};
 
 /// Deadline for control RPCs (register, heartbeat, delete).
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline for writing one shard file (up to a million rows) on one executor.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Deadline for an executor to start answering a scan; the stream itself is paced by its reader.
+pub const SCAN_START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A cached, lazily connected channel per address: tonic channels multiplex and reconnect.
 pub fn channel(address: &str) -> Result<Channel, Status> {
@@ -91,13 +95,20 @@ pub async fn write_shard(
         .with_flight_descriptor(Some(descriptor))
         .build(futures::stream::iter(batches.into_iter().map(Ok)))
         .map(|r| r.expect("encoding in-memory batches does not fail"));
-    let mut results = client.do_put(stream).await?.into_inner();
-    let result = results
-        .message()
-        .await?
-        .ok_or_else(|| Status::internal("write_shard: empty response"))?;
-    serde_json::from_slice(&result.app_metadata)
-        .map_err(|e| Status::internal(format!("write_shard: malformed response: {e}")))
+    let call = async {
+        let mut results = client.do_put(stream).await?.into_inner();
+        let result = results
+            .message()
+            .await?
+            .ok_or_else(|| Status::internal("write_shard: empty response"))?;
+        serde_json::from_slice(&result.app_metadata)
+            .map_err(|e| Status::internal(format!("write_shard: malformed response: {e}")))
+    };
+    tokio::time::timeout(WRITE_TIMEOUT, call)
+        .await
+        .map_err(|_| {
+            Status::deadline_exceeded(format!("writing {} on {address} timed out", request.path))
+        })?
 }
 
 /// Scans shard files on the executor at `address` and streams the batches back.
@@ -108,7 +119,12 @@ pub async fn scan_shard(
 ) -> Result<SendableRecordBatchStream, Status> {
     let mut client = client(address)?;
     let ticket = Ticket::new(Bytes::from(rpc::encode(rpc::SCAN_TICKET_PREFIX, request)));
-    let response = client.do_get(ticket).await?.into_inner();
+    let response = tokio::time::timeout(SCAN_START_TIMEOUT, client.do_get(ticket))
+        .await
+        .map_err(|_| {
+            Status::deadline_exceeded(format!("scan on {address} did not start in time"))
+        })??
+        .into_inner();
     let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
         response.map_err(FlightError::from),
     )
