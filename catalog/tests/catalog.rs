@@ -52,6 +52,36 @@ async fn open(node_id: u64, dir: &Path, listener: TcpListener, snapshot_every: u
     Catalog::open(config, listener).await.expect("open catalog")
 }
 
+/// Three catalogs on 127.0.0.1:0 bootstrapped as one Raft group.
+struct ThreeNodes {
+    dirs: Vec<tempfile::TempDir>,
+    members: BTreeMap<u64, String>,
+    nodes: Vec<Catalog>,
+    leader_id: u64,
+}
+
+async fn three_nodes(snapshot_every: u64) -> ThreeNodes {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut listeners = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 1..=3u64 {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        members.insert(id, l.local_addr().unwrap().to_string());
+        listeners.push(l);
+    }
+    let mut nodes = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        nodes.push(open(i as u64 + 1, dirs[i].path(), l, snapshot_every).await);
+    }
+    let leader_id = nodes[0].bootstrap_cluster(members.clone()).await.unwrap();
+    ThreeNodes {
+        dirs,
+        members,
+        nodes,
+        leader_id,
+    }
+}
+
 async fn create(cat: &Catalog, name: &str, shards: u32) -> u64 {
     match cat
         .propose(Command::CreateTable {
@@ -194,19 +224,13 @@ async fn concurrent_proposals_all_apply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_forward_converge_and_fail_over() {
     with_deadline(180, async {
-        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-        let mut listeners = Vec::new();
-        let mut members = BTreeMap::new();
-        for id in 1..=3u64 {
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            members.insert(id, l.local_addr().unwrap().to_string());
-            listeners.push(l);
-        }
-        let mut nodes = Vec::new();
-        for (i, l) in listeners.into_iter().enumerate() {
-            nodes.push(open(i as u64 + 1, dirs[i].path(), l, 1000).await);
-        }
-        let leader_id = nodes[0].bootstrap_cluster(members.clone()).await.unwrap();
+        // `_dirs` keeps the temp dirs alive for the whole test.
+        let ThreeNodes {
+            dirs: _dirs,
+            nodes,
+            leader_id,
+            ..
+        } = three_nodes(1000).await;
         for n in &nodes {
             n.wait_leader(Duration::from_secs(30)).await.unwrap();
         }
@@ -273,19 +297,12 @@ async fn three_nodes_forward_converge_and_fail_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lagging_follower_catches_up_by_snapshot() {
     with_deadline(180, async {
-        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-        let mut listeners = Vec::new();
-        let mut members = BTreeMap::new();
-        for id in 1..=3u64 {
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            members.insert(id, l.local_addr().unwrap().to_string());
-            listeners.push(l);
-        }
-        let mut nodes = Vec::new();
-        for (i, l) in listeners.into_iter().enumerate() {
-            nodes.push(open(i as u64 + 1, dirs[i].path(), l, 5).await);
-        }
-        let leader_id = nodes[0].bootstrap_cluster(members.clone()).await.unwrap();
+        let ThreeNodes {
+            dirs,
+            members,
+            nodes,
+            leader_id,
+        } = three_nodes(5).await;
         let leader = nodes
             .iter()
             .find(|n| n.node_id() == leader_id)
