@@ -14,7 +14,7 @@ use datafusion::physical_plan::repartition::BatchPartitioner;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
 use futures::future::try_join_all;
-use shoal_catalog::{Command, Response, ShardFile, TableDef, TxnId};
+use shoal_catalog::{CatalogError, Command, Response, ShardFile, TableDef, TxnId};
 use shoal_flight::arrow_codec::encode_schema;
 use shoal_flight::error::coded;
 use shoal_flight::executor_client;
@@ -24,7 +24,7 @@ use tonic::Code;
 use tracing::{info, warn};
 
 use crate::bucketing::bucket_partitioner;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, catalog_error};
 use crate::executor_registry::ExecutorRegistry;
 
 /// Rows per shard file; a bucket's buffer is flushed to a new file when it reaches this.
@@ -101,6 +101,7 @@ impl DataSink for ShardWriteSink {
                 let files = std::mem::take(&mut writer.written);
                 let committed = self
                     .cluster
+                    .catalog
                     .propose(Command::CommitWrite {
                         txn,
                         files: files.clone(),
@@ -116,10 +117,13 @@ impl DataSink for ShardWriteSink {
                     Ok(other) => Err(exec_datafusion_err!(
                         "unexpected catalog response {other:?}"
                     )),
-                    Err(e) => {
+                    // Only a refusal proves the files are not visible; after a timeout the
+                    // commit may still have applied, so the files stay (orphans at worst).
+                    Err(e @ CatalogError::Rejected(_)) => {
                         collect_garbage(&self.cluster, files).await;
-                        Err(e)
+                        Err(catalog_error(e))
                     }
+                    Err(e) => Err(catalog_error(e)),
                 }
             }
             Err(e) => {
