@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use crate::cli::client::SqlClient;
 use crate::cli::errors::error_message;
-use crate::local_cluster::{Error, LocalCluster};
+use crate::local_cluster::{Error, LocalCluster, LocalClusterOptions};
 use crate::tpch;
+use shoal_executor::{ByteSize, MemoryConfig};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -25,6 +26,12 @@ pub struct DemoArgs {
     /// Serve until SIGINT/SIGTERM instead of opening the SQL prompt
     #[arg(long)]
     pub no_prompt: bool,
+    /// Memory each executor's plan stages may use, e.g. 2GiB (default: unlimited)
+    #[arg(long, env = "SHOAL_EXECUTOR_MEMORY")]
+    pub executor_memory: Option<ByteSize>,
+    /// Fail queries that outgrow --executor-memory instead of spilling to disk
+    #[arg(long)]
+    pub no_spill: bool,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -45,7 +52,15 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
         args.executors,
         data_dir.display()
     );
-    let cluster = LocalCluster::start(&data_dir, args.executors, args.port).await?;
+    let options = LocalClusterOptions {
+        executors: args.executors,
+        port: args.port,
+        executor_memory: MemoryConfig {
+            limit: args.executor_memory.map(|b| b.0),
+            spill: !args.no_spill,
+        },
+    };
+    let cluster = LocalCluster::start(&data_dir, &options).await?;
     let loaded = load_tpch(&cluster.url, &data_dir, args.scale).await;
     if let Err(e) = loaded {
         cluster.shutdown().await;
@@ -67,7 +82,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
 
 /// Creates and loads the TPC-H tables that do not exist yet, through the same Flight SQL
 /// statements a user would send (CREATE TABLE, COPY).
-async fn load_tpch(url: &str, data_dir: &std::path::Path, scale: f64) -> Result<(), Error> {
+pub async fn load_tpch(url: &str, data_dir: &std::path::Path, scale: f64) -> Result<(), Error> {
     let mut client = SqlClient::connect(url).await?;
     let existing = query_strings(&mut client, "SHOW TABLES").await?;
     let missing: Vec<&str> = tpch::TABLES

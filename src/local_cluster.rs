@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use shoal_coordinator::{Coordinator, CoordinatorConfig};
-use shoal_executor::ExecutorConfig;
+use shoal_executor::{ExecutorConfig, MemoryConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,6 +23,26 @@ pub fn shutdown_signal(
     }
 }
 
+/// The shape of a local cluster.
+#[derive(Debug, Clone)]
+pub struct LocalClusterOptions {
+    pub executors: usize,
+    /// Flight SQL port of the coordinator on 127.0.0.1 (0: any free port).
+    pub port: u16,
+    /// Memory budget of each executor.
+    pub executor_memory: MemoryConfig,
+}
+
+impl LocalClusterOptions {
+    pub fn new(executors: usize) -> Self {
+        Self {
+            executors,
+            port: 0,
+            executor_memory: MemoryConfig::default(),
+        }
+    }
+}
+
 pub struct LocalCluster {
     /// Flight SQL URL of the coordinator, e.g. `grpc://127.0.0.1:50051`.
     pub url: String,
@@ -31,11 +51,12 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// Starts a coordinator on `127.0.0.1:port` (0: any free port) and `executors` executors,
-    /// and waits until every executor has registered.
-    pub async fn start(data_dir: &Path, executors: usize, port: u16) -> Result<Self, Error> {
+    /// Starts a coordinator and the executors `options` asks for, and waits until every
+    /// executor has registered.
+    pub async fn start(data_dir: &Path, options: &LocalClusterOptions) -> Result<Self, Error> {
+        let executors = options.executors;
         let (stop, stopped) = watch::channel(false);
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let address = listener.local_addr()?;
         let raft_listener = TcpListener::bind("127.0.0.1:0").await?;
         let config = CoordinatorConfig {
@@ -60,6 +81,7 @@ impl LocalCluster {
                 coordinator: coordinator_url.clone(),
                 advertise_address: None,
                 labels: Default::default(),
+                memory: options.executor_memory.clone(),
             };
             let shutdown = shutdown_signal(&stopped);
             tasks.push(tokio::spawn(async move {

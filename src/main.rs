@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use shoal::local_cluster::{Error, shutdown_signal};
 use shoal_coordinator::{Coordinator, CoordinatorConfig};
-use shoal_executor::ExecutorConfig;
+use shoal_executor::{ByteSize, ExecutorConfig, MemoryConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -33,6 +33,8 @@ enum Command {
     Executor(ExecutorArgs),
     /// SQL prompt (or -c/-f) against a running cluster
     Sql(shoal::cli::SqlArgs),
+    /// Benchmarks: `shoal bench tpch --scale 1`
+    Bench(shoal::bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -68,6 +70,12 @@ struct ExecutorArgs {
     /// A label such as region=eu (repeatable)
     #[arg(long = "label", value_parser = parse_label)]
     labels: Vec<(String, String)>,
+    /// Memory all plan stages on this executor may use together, e.g. 2GiB (default: unlimited)
+    #[arg(long, env = "SHOAL_MEMORY_LIMIT")]
+    memory_limit: Option<ByteSize>,
+    /// Fail queries that outgrow --memory-limit instead of spilling to <data-dir>/spill
+    #[arg(long)]
+    no_spill: bool,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -103,7 +111,7 @@ fn main() -> ExitCode {
 fn default_log_filter(command: &Command) -> &'static str {
     match command {
         // Keep the prompt clean; servers log their progress.
-        Command::Demo(_) | Command::Sql(_) => "warn",
+        Command::Demo(_) | Command::Sql(_) | Command::Bench(_) => "warn",
         // openraft narrates every term and snapshot at info.
         Command::Coordinator(_) | Command::Executor(_) => "info,openraft=warn",
     }
@@ -113,6 +121,7 @@ async fn run(command: Command) -> Result<(), Error> {
     match command {
         Command::Demo(args) => shoal::demo::run(args).await,
         Command::Sql(args) => shoal::cli::run(args).await,
+        Command::Bench(args) => shoal::bench::run(args).await,
         Command::Coordinator(args) => {
             let listener = TcpListener::bind(&args.listen).await?;
             let raft_listener = TcpListener::bind(&args.raft_listen).await?;
@@ -132,6 +141,10 @@ async fn run(command: Command) -> Result<(), Error> {
                 coordinator: args.coordinator,
                 advertise_address: args.advertise,
                 labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
+                memory: MemoryConfig {
+                    limit: args.memory_limit.map(|b| b.0),
+                    spill: !args.no_spill,
+                },
             };
             shoal_executor::serve(config, listener, on_signal()).await?;
             Ok(())

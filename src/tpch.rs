@@ -102,15 +102,27 @@ pub fn generate_parquet(dir: &Path, scale: f64) -> Result<(), Error> {
     Ok(())
 }
 
-/// The 22 query texts from `dir` (`q01.sql` .. `q22.sql`) with their substitution parameters
-/// for `scale` (Q11's FRACTION is 0.0001 / SF, as the specification scales it).
-pub fn queries(dir: &Path, scale: f64) -> Result<Vec<(String, String)>, Error> {
-    (1..=22)
-        .map(|i| {
-            let name = format!("q{i:02}");
-            let sql = std::fs::read_to_string(dir.join(format!("{name}.sql")))?
-                .replace("__FRACTION__", &format!("{}", 0.0001 / scale));
-            Ok((name, sql))
+/// The 22 TPC-H query texts (`benches/tpch/queries/qNN.sql`, built into the binary) with their
+/// substitution parameters for `scale` (Q11's FRACTION is 0.0001 / SF, as the specification
+/// scales it).
+pub fn queries(scale: f64) -> Vec<(String, String)> {
+    QUERY_TEXTS
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let sql = text.replace("__FRACTION__", &format!("{}", 0.0001 / scale));
+            (format!("q{:02}", i + 1), sql)
         })
         .collect()
 }
+
+macro_rules! query_texts {
+    ($($n:literal),*) => {
+        [$(include_str!(concat!("../benches/tpch/queries/q", $n, ".sql"))),*]
+    };
+}
+
+const QUERY_TEXTS: [&str; 22] = query_texts!(
+    "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15", "16",
+    "17", "18", "19", "20", "21", "22"
+);

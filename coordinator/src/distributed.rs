@@ -11,6 +11,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, Result, exec_err};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionConfig;
 use datafusion_distributed::{
     DesiredTaskCountEvent, DesiredTaskCountEventResponse, DistributedExt, DistributedLeafExec,
     RouteTasksEvent, RouteTasksEventResponse, ScaleUpLeafNodeEvent, ScaleUpLeafNodeEventResponse,
@@ -55,7 +56,7 @@ pub fn distributed_session(
         .with_distributed_user_codec(ShardScanCodec)
         .with_distributed_desired_task_count_handler(desired_task_count)
         .with_distributed_scale_up_leaf_node_handler(scale_up_shard_scan)
-        .with_distributed_route_tasks_handler(route_to_shard_owners))
+        .with_distributed_route_tasks_handler(route_tasks))
 }
 
 /// The executor that should read a partition: the first (live-first) owner of its files.
@@ -82,7 +83,12 @@ fn desired_task_count(ev: DesiredTaskCountEvent) -> Option<Result<DesiredTaskCou
 /// Splits a scan into one variant per task; each variant reads the buckets one executor owns.
 fn scale_up_shard_scan(ev: ScaleUpLeafNodeEvent) -> Option<Result<ScaleUpLeafNodeEventResponse>> {
     let scan = ev.plan.downcast_ref::<ShardScanExec>()?;
-    Some(split_by_owner(scan, ev.task_count).and_then(|variants| {
+    let split = if scan.hash_key().is_some() {
+        split_by_bucket(scan, ev.task_count)
+    } else {
+        split_by_owner(scan, ev.task_count)
+    };
+    Some(split.and_then(|variants| {
         Ok(ScaleUpLeafNodeEventResponse::new(Arc::new(
             DistributedLeafExec::try_new(Arc::clone(ev.plan), variants)?,
         )))
@@ -122,90 +128,200 @@ fn split_by_owner(scan: &ShardScanExec, task_count: usize) -> Result<Vec<Arc<dyn
         .collect()
 }
 
-/// Sends each task of a stage with a shard scan to the executor its variant was built for.
-fn route_to_shard_owners(ev: RouteTasksEvent) -> Option<Result<RouteTasksEventResponse>> {
-    let mut variants: Option<Vec<Option<String>>> = None;
-    ev.plan
-        .apply(|node| {
-            if let Some(leaf) = node.downcast_ref::<DistributedLeafExec>()
-                && leaf.original().downcast_ref::<ShardScanExec>().is_some()
-            {
-                variants = Some(
-                    leaf.variants()
-                        .iter()
-                        .map(|v| {
-                            v.downcast_ref::<ShardScanExec>()
-                                .and_then(|s| s.executor().map(str::to_string))
-                        })
-                        .collect(),
-                );
-                return Ok(TreeNodeRecursion::Stop);
-            }
-            Ok(TreeNodeRecursion::Continue)
+/// Splits a hash-partitioned scan so that task `t` reads buckets `t, t + T, t + 2T, ...` as its
+/// partitions `0, 1, 2, ...`. Every hash-partitioned scan in a stage is split the same way, so
+/// partition `p` of task `t` holds the same keys in each of them: a co-located join. Placement
+/// puts bucket `b` first on executor `b % n`, so with one task per executor every read is local.
+fn split_by_bucket(scan: &ShardScanExec, task_count: usize) -> Result<Vec<Arc<dyn ExecutionPlan>>> {
+    let task_count = task_count.max(1);
+    let width = scan.partitions().len().div_ceil(task_count).max(1);
+    (0..task_count)
+        .map(|task| {
+            let partitions: Vec<ShardPartition> = scan
+                .partitions()
+                .iter()
+                .skip(task)
+                .step_by(task_count)
+                .cloned()
+                .collect();
+            let owner = partitions
+                .iter()
+                .find_map(preferred_owner)
+                .map(str::to_string);
+            Ok(Arc::new(scan.variant(partitions, width, owner)?) as Arc<dyn ExecutionPlan>)
         })
-        .ok()?;
-    let variants = variants?;
-    if variants.len() != ev.task_count {
-        return Some(exec_err!(
-            "shard scan has {} variants for {} tasks",
-            variants.len(),
-            ev.task_count
-        ));
-    }
-    Some(route(ev, variants))
+        .collect()
 }
 
-fn route(ev: RouteTasksEvent, owners: Vec<Option<String>>) -> Result<RouteTasksEventResponse> {
+/// The executors of a stage's tasks: a stage that scans shards runs each task where its
+/// variant's shards are; any other stage runs task `i` on live executor `i mod n`, so EXPLAIN
+/// can say in advance where every task will run.
+fn route_tasks(ev: RouteTasksEvent) -> Option<Result<RouteTasksEventResponse>> {
     use datafusion_distributed::DistributedGetterExt;
-    let available = ev
+    let workers = match ev
         .task_ctx
         .session_config()
-        .get_distributed_worker_resolver()?
-        .get_urls()?;
-    let mut spare = available.iter().cycle();
-    let urls = owners
-        .into_iter()
-        .map(|owner| match owner.and_then(|o| Url::parse(&o).ok()) {
-            Some(url) => Ok(url),
-            None => spare
-                .next()
-                .cloned()
-                .ok_or_else(|| DataFusionError::Execution("no executors available".into())),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RouteTasksEventResponse::new(urls))
+        .get_distributed_worker_resolver()
+        .and_then(|r| r.get_urls())
+    {
+        Ok(urls) => urls,
+        Err(e) => return Some(Err(e)),
+    };
+    let routed = match scan_task_executors(ev.plan) {
+        Some(owners) if owners.len() != ev.task_count => {
+            return Some(exec_err!(
+                "shard scan has {} variants for {} tasks",
+                owners.len(),
+                ev.task_count
+            ));
+        }
+        Some(owners) => task_executors(&owners, &workers),
+        None => task_executors(&vec![None; ev.task_count], &workers),
+    };
+    Some(routed.map(RouteTasksEventResponse::new))
 }
 
-/// Renders a distributed plan with its stages and tasks (for EXPLAIN).
-pub fn display_distributed_plan(plan: &Arc<dyn ExecutionPlan>) -> String {
-    datafusion_distributed::display_plan_ascii(plan.as_ref(), false)
-}
-
-/// The executor and shards of every task of every shard scan, for EXPLAIN.
-pub fn describe_scan_tasks(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
-    let mut lines = Vec::new();
-    let _ = plan.apply(|node| {
+/// The executor each variant of the first shard scan in a stage was built for.
+fn scan_task_executors(stage: &Arc<dyn ExecutionPlan>) -> Option<Vec<Option<String>>> {
+    let mut variants = None;
+    let _ = stage.apply(|node| {
         if let Some(leaf) = node.downcast_ref::<DistributedLeafExec>()
-            && let Some(original) = leaf.original().downcast_ref::<ShardScanExec>()
+            && leaf.original().downcast_ref::<ShardScanExec>().is_some()
         {
-            for (task, variant) in leaf.variants().iter().enumerate() {
-                if let Some(scan) = variant.downcast_ref::<ShardScanExec>() {
-                    let shards: Vec<String> = scan
-                        .partitions()
-                        .iter()
-                        .filter(|p| !p.files.is_empty())
-                        .map(|p| p.bucket.to_string())
-                        .collect();
-                    lines.push(format!(
-                        "{} task {task}: executor={} shards=[{}]",
-                        original.table(),
-                        scan.executor().unwrap_or("any"),
-                        shards.join(",")
-                    ));
-                }
-            }
+            variants = Some(
+                leaf.variants()
+                    .iter()
+                    .map(|v| {
+                        v.downcast_ref::<ShardScanExec>()
+                            .and_then(|s| s.executor().map(str::to_string))
+                    })
+                    .collect(),
+            );
+            return Ok(TreeNodeRecursion::Stop);
         }
         Ok(TreeNodeRecursion::Continue)
     });
+    variants
+}
+
+/// Task `i` goes to its preferred executor, or else to worker `i mod n`.
+fn task_executors(preferred: &[Option<String>], workers: &[Url]) -> Result<Vec<Url>> {
+    if workers.is_empty() {
+        return exec_err!("no executors are available to run the query");
+    }
+    Ok(preferred
+        .iter()
+        .enumerate()
+        .map(|(i, owner)| {
+            owner
+                .as_deref()
+                .and_then(|o| Url::parse(o).ok())
+                .unwrap_or_else(|| workers[i % workers.len()].clone())
+        })
+        .collect())
+}
+
+/// Renders a distributed plan with its stages and tasks (for EXPLAIN); with metrics once it ran.
+pub fn display_distributed_plan(plan: &Arc<dyn ExecutionPlan>, show_metrics: bool) -> String {
+    datafusion_distributed::display_plan_ascii(plan.as_ref(), show_metrics)
+}
+
+/// A plan that has run to the end, with every task's metrics gathered from the executors:
+/// summed over tasks, or kept per task (labelled `task_id`).
+pub async fn plan_with_metrics(
+    plan: Arc<dyn ExecutionPlan>,
+    per_task: bool,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    use datafusion_distributed::{DistributedMetricsFormat, rewrite_distributed_plan_with_metrics};
+    let format = if per_task {
+        DistributedMetricsFormat::PerTask
+    } else {
+        DistributedMetricsFormat::Aggregated
+    };
+    // Executors report metrics when their tasks end; one that died never will.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        rewrite_distributed_plan_with_metrics(plan, format),
+    )
+    .await
+    .map_err(|_| {
+        DataFusionError::Execution("executors did not report metrics within 30 s".into())
+    })?
+}
+
+/// Where every task of every stage runs, and the shards each scan task reads (for EXPLAIN).
+pub fn describe_tasks(plan: &Arc<dyn ExecutionPlan>, config: &SessionConfig) -> Vec<String> {
+    use datafusion_distributed::DistributedGetterExt;
+    let workers = config
+        .get_distributed_worker_resolver()
+        .and_then(|r| r.get_urls())
+        .unwrap_or_default();
+    let mut lines = Vec::new();
+    describe_stage_inputs(plan, &workers, &mut lines);
     lines
+}
+
+fn describe_stage_inputs(node: &Arc<dyn ExecutionPlan>, workers: &[Url], lines: &mut Vec<String>) {
+    use datafusion_distributed::NetworkBoundaryExt;
+    let Some(boundary) = node.as_ref().as_network_boundary() else {
+        for child in node.children() {
+            describe_stage_inputs(child, workers, lines);
+        }
+        return;
+    };
+    let stage = boundary.input_stage();
+    let Some(stage_plan) = stage.local_plan() else {
+        return;
+    };
+    let preferred =
+        scan_task_executors(stage_plan).unwrap_or_else(|| vec![None; stage.task_count()]);
+    let executors = task_executors(&preferred, workers).unwrap_or_default();
+    let scans = scan_task_shards(stage_plan);
+    for (task, executor) in executors.iter().enumerate() {
+        let reads: Vec<String> = scans
+            .iter()
+            .filter_map(|(table, tasks)| {
+                tasks
+                    .get(task)
+                    .map(|shards| format!(" {table} shards=[{}]", shards.join(",")))
+            })
+            .collect();
+        lines.push(format!(
+            "Stage {} task {task}: executor={}{}",
+            stage.num(),
+            executor.as_str().trim_end_matches('/'),
+            reads.concat()
+        ));
+    }
+    describe_stage_inputs(stage_plan, workers, lines);
+}
+
+/// For each shard scan of a stage (not below its boundaries), the shards each task reads.
+fn scan_task_shards(stage: &Arc<dyn ExecutionPlan>) -> Vec<(String, Vec<Vec<String>>)> {
+    use datafusion_distributed::NetworkBoundaryExt;
+    let mut scans = Vec::new();
+    let _ = stage.apply(|node| {
+        if node.as_ref().as_network_boundary().is_some() {
+            return Ok(TreeNodeRecursion::Jump);
+        }
+        if let Some(leaf) = node.downcast_ref::<DistributedLeafExec>()
+            && let Some(original) = leaf.original().downcast_ref::<ShardScanExec>()
+        {
+            let tasks = leaf
+                .variants()
+                .iter()
+                .filter_map(|v| v.downcast_ref::<ShardScanExec>())
+                .map(|scan| {
+                    scan.partitions()
+                        .iter()
+                        .filter(|p| !p.files.is_empty())
+                        .map(|p| p.bucket.to_string())
+                        .collect()
+                })
+                .collect();
+            scans.push((original.table().to_string(), tasks));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    scans
 }

@@ -4,6 +4,7 @@
 pub mod bucketing;
 pub mod catalog_provider;
 pub mod cluster;
+pub mod co_located_joins;
 pub mod control_actions;
 pub mod copy_from;
 pub mod distributed;
@@ -15,7 +16,9 @@ pub mod query_engine;
 pub mod server;
 pub mod shard_table;
 pub mod shard_write_sink;
+pub mod stage_metrics;
 pub mod table_options;
+pub mod table_statistics;
 
 pub use error::CoordinatorError;
 pub use server::{Coordinator, CoordinatorConfig};

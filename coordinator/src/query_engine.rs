@@ -13,12 +13,15 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SessionState, TaskContext};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
-use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{CreateTable, Statement};
 use datafusion::sql::sqlparser::dialect::{GenericDialect, PostgreSqlDialect};
 use datafusion::sql::sqlparser::parser::Parser;
+use futures::StreamExt;
 use shoal_catalog::{Command, Response, TableDef};
 use shoal_flight::arrow_codec::encode_schema;
 use shoal_flight::error::coded;
@@ -28,9 +31,13 @@ use tracing::info;
 
 use crate::catalog_provider::{SHOAL_CATALOG, SHOAL_SCHEMA, ShoalCatalogProvider};
 use crate::cluster::Cluster;
+use crate::co_located_joins::CoLocatedJoins;
 use crate::copy_from::CopyFrom;
-use crate::distributed::{describe_scan_tasks, display_distributed_plan, distributed_session};
+use crate::distributed::{
+    describe_tasks, display_distributed_plan, distributed_session, plan_with_metrics,
+};
 use crate::shard_write_sink::collect_garbage;
+use crate::stage_metrics;
 use crate::table_options::TableOptions;
 
 /// What a statement produced.
@@ -80,10 +87,18 @@ impl QueryEngine {
             .with_default_catalog_and_schema(SHOAL_CATALOG, SHOAL_SCHEMA)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true);
-        config.options_mut().sql_parser.map_string_types_to_utf8view = false;
+        let options = config.options_mut();
+        options.sql_parser.map_string_types_to_utf8view = false;
+        // Keep a scan's bucket-per-partition layout even when there are fewer buckets than
+        // cores, so joins of co-located tables stay shuffle-free.
+        options.optimizer.preserve_file_partitions = 1;
+        // A partitioned join's dynamic filter routes rows by `hash % partitions of this task`,
+        // which is not the bucket of a row once a stage's buckets are split across tasks.
+        options.optimizer.enable_join_dynamic_filter_pushdown = false;
         let builder = SessionStateBuilder::new()
             .with_default_features()
             .with_config(config)
+            .with_physical_optimizer_rules(physical_optimizer_rules())
             .with_runtime_env(Arc::clone(&self.runtime));
         let addresses: Vec<String> = live.iter().map(|e| e.address.clone()).collect();
         let session_state = distributed_session(builder, &addresses)?.build();
@@ -122,6 +137,10 @@ impl QueryEngine {
             },
             DFStatement::Explain(explain) if !explain.options.analyze => {
                 self.explain(&ctx, *explain.statement, explain.options.verbose)
+                    .await
+            }
+            DFStatement::Explain(explain) => {
+                self.explain_analyze(&ctx, *explain.statement, explain.options.verbose)
                     .await
             }
             DFStatement::CreateExternalTable(_) => plan_err!(
@@ -342,10 +361,10 @@ impl QueryEngine {
         let state: SessionState = ctx.state();
         let logical = state.statement_to_plan(statement).await?;
         let physical = state.create_physical_plan(&logical).await?;
-        let mut text = display_distributed_plan(&physical);
-        let tasks = describe_scan_tasks(&physical);
+        let mut text = display_distributed_plan(&physical, false);
+        let tasks = describe_tasks(&physical, state.config());
         if !tasks.is_empty() {
-            text.push_str("\nShard scan tasks:\n");
+            text.push_str("\nTasks:\n");
             for line in tasks {
                 text.push_str("  ");
                 text.push_str(&line);
@@ -372,6 +391,53 @@ impl QueryEngine {
         })
     }
 
+    /// Runs the statement, then shows its plan with metrics and, per stage and task, rows,
+    /// bytes, network bytes, CPU time, spill, and local versus remote shard reads.
+    async fn explain_analyze(
+        &self,
+        ctx: &SessionContext,
+        statement: DFStatement,
+        verbose: bool,
+    ) -> Result<QueryOutput> {
+        let state: SessionState = ctx.state();
+        let logical = state.statement_to_plan(statement).await?;
+        let physical = state.create_physical_plan(&logical).await?;
+        let started = std::time::Instant::now();
+        let mut stream = execute_stream(Arc::clone(&physical), state.task_ctx())?;
+        let mut rows = 0;
+        while let Some(batch) = stream.next().await {
+            rows += batch?.num_rows();
+        }
+        drop(stream);
+        let elapsed = started.elapsed();
+        let per_task = plan_with_metrics(Arc::clone(&physical), true).await?;
+        let shown = if verbose {
+            Arc::clone(&per_task)
+        } else {
+            plan_with_metrics(physical, false).await?
+        };
+        let summary = format!(
+            "{rows} rows in {:.1} ms\n{}",
+            elapsed.as_secs_f64() * 1000.0,
+            stage_metrics::render(&stage_metrics::collect(&per_task))
+        );
+        let schema = explain_schema();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(vec!["Plan with Metrics", "Stages"])),
+                Arc::new(StringArray::from(vec![
+                    display_distributed_plan(&shown, true),
+                    summary,
+                ])),
+            ],
+        )?;
+        Ok(QueryOutput::Batches {
+            schema,
+            batches: vec![batch],
+        })
+    }
+
     /// Runs a plan to completion and returns its batches (used for eager statements and tests).
     pub async fn collect(output: QueryOutput) -> Result<Vec<RecordBatch>> {
         match output {
@@ -379,6 +445,18 @@ impl QueryEngine {
             QueryOutput::Batches { batches, .. } => Ok(batches),
         }
     }
+}
+
+/// DataFusion's physical optimizer rules with [`CoLocatedJoins`] right after `JoinSelection`,
+/// so that the distribution rules which follow see partition-wise joins.
+fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "join_selection")
+        .map_or(rules.len(), |i| i + 1);
+    rules.insert(at, Arc::new(CoLocatedJoins));
+    rules
 }
 
 fn parse_copy_from(sql: &str) -> Option<Result<CopyFrom>> {

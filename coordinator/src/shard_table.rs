@@ -21,6 +21,7 @@ use crate::bucketing::buckets_matching;
 use crate::cluster::Cluster;
 use crate::pruning::prune_files;
 use crate::shard_write_sink::ShardWriteSink;
+use crate::table_statistics::column_statistics;
 
 #[derive(Debug)]
 pub struct ShardTable {
@@ -108,6 +109,7 @@ impl TableProvider for ShardTable {
             .filter(|f| buckets.as_ref().is_none_or(|b| b.contains(&f.bucket)))
             .collect();
         let kept = prune_files(&self.schema, predicate, candidates)?;
+        let statistics = Arc::new(column_statistics(&self.schema, &kept));
         let mut buckets: BTreeMap<u32, Vec<ShardFileRef>> = BTreeMap::new();
         for file in kept {
             buckets.entry(file.bucket).or_default().push(ShardFileRef {
@@ -117,18 +119,37 @@ impl TableProvider for ShardTable {
                 owners: self.owners(file),
             });
         }
+        // Reading several buckets with the distribution column: keep one partition per bucket,
+        // empty or not, so the output is hash-partitioned and co-located joins need no shuffle.
+        let hash_key = self.def.distribution.as_deref().filter(|key| {
+            buckets.len() > 1
+                && projection.is_none_or(|p| {
+                    p.iter()
+                        .any(|i| self.schema.field(*i).name().as_str() == *key)
+                })
+        });
+        if hash_key.is_some() {
+            for bucket in 0..self.def.shard_count {
+                buckets.entry(bucket).or_default();
+            }
+        }
         let partitions = buckets
             .into_iter()
             .map(|(bucket, files)| ShardPartition { bucket, files })
             .collect();
-        Ok(Arc::new(ShardScanExec::try_new(
+        let scan = ShardScanExec::try_new(
             self.def.name.clone(),
             Arc::clone(&self.schema),
             projection.cloned(),
             partitions,
             self.def.shard_count,
             None,
-        )?))
+        )?
+        .with_column_statistics(statistics);
+        Ok(Arc::new(match hash_key {
+            Some(key) => scan.with_hash_partitioning(key)?,
+            None => scan,
+        }))
     }
 
     async fn insert_into(

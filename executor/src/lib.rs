@@ -7,9 +7,11 @@
 pub mod error;
 pub mod flight_service;
 pub mod heartbeat;
+pub mod memory;
 pub mod server;
 pub mod shard_store;
 pub mod worker;
 
 pub use error::ExecutorError;
+pub use memory::{ByteSize, MemoryConfig};
 pub use server::{ExecutorConfig, serve};

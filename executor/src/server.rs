@@ -15,6 +15,7 @@ use tracing::info;
 
 use crate::error::ExecutorError;
 use crate::flight_service::ExecutorFlightService;
+use crate::memory::{MemoryConfig, runtime_env};
 use crate::shard_store::ShardStore;
 use crate::worker::add_worker_service;
 
@@ -28,6 +29,8 @@ pub struct ExecutorConfig {
     pub advertise_address: Option<String>,
     /// Labels such as `region=eu`.
     pub labels: BTreeMap<String, String>,
+    /// Memory budget and spilling for the plan stages that run here.
+    pub memory: MemoryConfig,
 }
 
 /// Serves the executor on `listener` until `shutdown` resolves.
@@ -46,7 +49,14 @@ pub async fn serve(
         .unwrap_or_else(|| format!("http://{local}"));
     let store = Arc::new(ShardStore::open(&config.data_dir)?);
     let data_id = store.data_id()?;
-    info!(%address, data_dir = %config.data_dir.display(), "executor starting");
+    let runtime = runtime_env(&config.data_dir, &config.memory)?;
+    info!(
+        %address,
+        data_dir = %config.data_dir.display(),
+        memory_limit = ?config.memory.limit,
+        spill = config.memory.spill,
+        "executor starting"
+    );
 
     let shutdown = shutdown.shared();
     let heartbeat = tokio::spawn(crate::heartbeat::run(
@@ -65,7 +75,7 @@ pub async fn serve(
         data_dir: store.data_dir().to_path_buf(),
         address,
     };
-    let result = add_worker_service(&mut server, local_store)
+    let result = add_worker_service(&mut server, local_store, runtime)
         .add_service(flight)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion_distributed::{DistributedExt, Worker, WorkerQueryContext, WorkerSessionBuilder};
 use shoal_flight::{LocalShardStore, ShardScanCodec};
 
@@ -34,9 +35,15 @@ impl WorkerSessionBuilder for ShoalWorkerSession {
 }
 
 /// Adds the worker gRPC service, for an executor whose shards live in `store`, to `server`.
-pub fn add_worker_service(server: &mut Server, store: LocalShardStore) -> Router {
+/// Every stage shares `runtime`, and so its memory pool and spill directory.
+pub fn add_worker_service(
+    server: &mut Server,
+    store: LocalShardStore,
+    runtime: Arc<RuntimeEnv>,
+) -> Router {
     let worker = Worker::from_session_builder(ShoalWorkerSession {
         store: Arc::new(store),
-    });
+    })
+    .with_runtime_env(runtime);
     server.add_service(worker.into_worker_server())
 }

@@ -14,10 +14,16 @@ use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, Result, Statistics};
+use datafusion::common::{ColumnStatistics, DataFusionError, Result, Statistics};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricType, MetricsSet,
+    RecordOutput,
+};
+use datafusion::physical_plan::spill::get_record_batch_memory_size;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{StreamExt, TryStreamExt, stream};
@@ -64,7 +70,14 @@ pub struct ShardScanExec {
     total_buckets: u32,
     /// The executor this variant was routed to, once the distributed planner has decided.
     executor: Option<String>,
+    /// The distribution column, when partition `i` is exactly bucket `i` of every bucket, so
+    /// that the output is hash-partitioned the way DataFusion's repartitioning would do it.
+    hash_key: Option<String>,
+    /// Per-column statistics of the scanned files (table columns, not projected), for the
+    /// planner; they stay on the coordinator.
+    column_statistics: Option<Arc<Vec<ColumnStatistics>>>,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl ShardScanExec {
@@ -93,8 +106,51 @@ impl ShardScanExec {
             partitions,
             total_buckets,
             executor,
+            hash_key: None,
+            column_statistics: None,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    /// Declares the output hash-partitioned on the distribution column `key`: the writer put
+    /// each row in bucket `hash(key) % total_buckets` with DataFusion's repartition hash, so
+    /// when partition `i` is bucket `i` DataFusion can join and aggregate tables distributed on
+    /// the same key bucket by bucket, with no shuffle. Otherwise the scan is left as it is.
+    pub fn with_hash_partitioning(mut self, key: &str) -> Result<Self> {
+        let complete = self.partitions.len() == self.total_buckets as usize
+            && self
+                .partitions
+                .iter()
+                .enumerate()
+                .all(|(i, p)| p.bucket as usize == i);
+        let schema = self.schema();
+        let Ok(index) = schema.index_of(key) else {
+            return Ok(self);
+        };
+        if !complete || self.total_buckets < 2 {
+            return Ok(self);
+        }
+        let column: Arc<dyn PhysicalExpr> = Arc::new(Column::new(key, index));
+        self.properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            Partitioning::Hash(vec![column], self.total_buckets as usize),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        self.hash_key = Some(key.to_string());
+        Ok(self)
+    }
+
+    /// Attaches per-column statistics of the table's scanned files (one entry per table column).
+    pub fn with_column_statistics(mut self, statistics: Arc<Vec<ColumnStatistics>>) -> Self {
+        self.column_statistics = Some(statistics);
+        self
+    }
+
+    /// The distribution column the output is hash-partitioned on, if partition `i` is bucket `i`.
+    pub fn hash_key(&self) -> Option<&str> {
+        self.hash_key.as_deref()
     }
 
     pub fn table(&self) -> &str {
@@ -130,14 +186,16 @@ impl ShardScanExec {
                 files: vec![],
             });
         }
-        Self::try_new(
+        let mut variant = Self::try_new(
             self.table.clone(),
             Arc::clone(&self.table_schema),
             self.projection.clone(),
             partitions,
             self.total_buckets,
             executor,
-        )
+        )?;
+        variant.column_statistics = self.column_statistics.clone();
+        Ok(variant)
     }
 
     fn scanned_files(&self) -> impl Iterator<Item = &ShardFileRef> {
@@ -150,7 +208,7 @@ impl DisplayAs for ShardScanExec {
         let buckets: Vec<String> = self
             .partitions
             .iter()
-            .filter(|p| p.bucket != u32::MAX)
+            .filter(|p| !p.files.is_empty())
             .map(|p| p.bucket.to_string())
             .collect();
         let rows: u64 = self.scanned_files().map(|f| f.rows).sum();
@@ -163,6 +221,9 @@ impl DisplayAs for ShardScanExec {
             self.scanned_files().count(),
             rows
         )?;
+        if let Some(key) = &self.hash_key {
+            write!(f, ", partitioned_by={key}")?;
+        }
         if let Some(p) = self
             .projection
             .as_ref()
@@ -229,8 +290,31 @@ impl ExecutionPlan for ShardScanExec {
                 .unwrap_or(0),
             None => self.scanned_files().map(|f| f.rows).sum(),
         };
+        let bytes: u64 = match partition {
+            Some(i) => self
+                .partitions
+                .get(i)
+                .map(|p| p.files.iter().map(|f| f.bytes).sum())
+                .unwrap_or(0),
+            None => self.scanned_files().map(|f| f.bytes).sum(),
+        };
         let mut stats = Statistics::new_unknown(&self.schema());
         stats.num_rows = Precision::Exact(rows as usize);
+        // Compressed Parquet bytes: a lower bound of the in-memory size.
+        stats.total_byte_size = Precision::Inexact(bytes as usize);
+        if let Some(columns) = &self.column_statistics {
+            let projected: Vec<ColumnStatistics> = match &self.projection {
+                Some(p) => p.iter().filter_map(|i| columns.get(*i).cloned()).collect(),
+                None => columns.as_ref().clone(),
+            };
+            if projected.len() == stats.column_statistics.len() {
+                stats.column_statistics = match partition {
+                    // Table-wide bounds also bound one partition, but no longer exactly.
+                    Some(_) => projected.into_iter().map(|c| c.to_inexact()).collect(),
+                    None => projected,
+                };
+            }
+        }
         Ok(Arc::new(stats))
     }
 
@@ -247,20 +331,29 @@ impl ExecutionPlan for ShardScanExec {
             )));
         };
         let local = context.session_config().get_extension::<LocalShardStore>();
+        let summary = || MetricBuilder::new(&self.metrics).with_type(MetricType::Summary);
         let scan = FileScan {
             table_schema: Arc::clone(&self.table_schema),
             projection: self.projection.clone(),
             schema: Arc::clone(&schema),
             local,
+            local_bytes: summary().counter("local_bytes", partition),
+            remote_bytes: summary().counter("remote_bytes", partition),
         };
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
         let files = part.files.clone();
         let batches = stream::iter(files)
             .then(move |file| {
                 let scan = scan.clone();
                 async move { scan.open(file).await }
             })
-            .try_flatten();
+            .try_flatten()
+            .map_ok(move |batch| batch.record_output(&baseline));
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 }
 
@@ -271,6 +364,10 @@ struct FileScan {
     projection: Option<Vec<usize>>,
     schema: SchemaRef,
     local: Option<Arc<LocalShardStore>>,
+    /// Parquet bytes read from this executor's disk.
+    local_bytes: Count,
+    /// Arrow bytes streamed from another executor.
+    remote_bytes: Count,
 }
 
 impl FileScan {
@@ -278,6 +375,7 @@ impl FileScan {
         if let Some(store) = &self.local
             && file.owners.iter().any(|o| o == &store.address)
         {
+            self.local_bytes.add(file.bytes as usize);
             return shard_reader::read_local(
                 &store.data_dir,
                 vec![file.path],
@@ -320,7 +418,17 @@ impl FileScan {
                         counted,
                     )));
                 }
-                Ok(stream) => return Ok(stream),
+                Ok(stream) => {
+                    let remote_bytes = self.remote_bytes.clone();
+                    let counted = stream.map_ok(move |b: RecordBatch| {
+                        remote_bytes.add(get_record_batch_memory_size(&b));
+                        b
+                    });
+                    return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                        Arc::clone(&self.schema),
+                        counted,
+                    )));
+                }
                 Err(status) if is_unreachable(&status) => last_error = Some(status),
                 Err(status) => return Err(status_to_datafusion(status)),
             }

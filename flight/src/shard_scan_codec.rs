@@ -22,6 +22,8 @@ struct ShardScanProto {
     partitions: Vec<ShardPartition>,
     total_buckets: u32,
     executor: Option<String>,
+    #[serde(default)]
+    hash_key: Option<String>,
 }
 
 impl PhysicalExtensionCodec for ShardScanCodec {
@@ -38,14 +40,18 @@ impl PhysicalExtensionCodec for ShardScanCodec {
         let proto: ShardScanProto = serde_json::from_slice(buf).map_err(|e| {
             datafusion::error::DataFusionError::Internal(format!("corrupt ShardScanExec: {e}"))
         })?;
-        Ok(Arc::new(ShardScanExec::try_new(
+        let scan = ShardScanExec::try_new(
             proto.table,
             decode_schema(&proto.table_schema_ipc)?,
             proto.projection,
             proto.partitions,
             proto.total_buckets,
             proto.executor,
-        )?))
+        )?;
+        Ok(Arc::new(match &proto.hash_key {
+            Some(key) => scan.with_hash_partitioning(key)?,
+            None => scan,
+        }))
     }
 
     fn try_encode(
@@ -64,6 +70,7 @@ impl PhysicalExtensionCodec for ShardScanCodec {
             partitions: scan.partitions().to_vec(),
             total_buckets: scan.total_buckets(),
             executor: scan.executor().map(str::to_string),
+            hash_key: scan.hash_key().map(str::to_string),
         };
         serde_json::to_writer(buf, &proto).map_err(|e| {
             datafusion::error::DataFusionError::Internal(format!(

@@ -2,9 +2,11 @@
 //! gRPC status codes.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_flight::FlightDescriptor;
 use arrow_flight::decode::FlightRecordBatchStream;
@@ -13,7 +15,7 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt};
 use futures::TryStreamExt;
 use prost::Message;
-use shoal::local_cluster::LocalCluster;
+use shoal::local_cluster::{LocalCluster, LocalClusterOptions};
 use tempfile::TempDir;
 use tonic::Status;
 use tonic::transport::Channel;
@@ -33,11 +35,15 @@ pub struct TestCluster {
 impl TestCluster {
     /// A coordinator and `executors` executors on 127.0.0.1 port 0.
     pub async fn start(executors: usize) -> Self {
+        Self::start_with(LocalClusterOptions::new(executors)).await
+    }
+
+    pub async fn start_with(options: LocalClusterOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let cluster = within(
             60,
             "cluster start",
-            LocalCluster::start(dir.path(), executors, 0),
+            LocalCluster::start(dir.path(), &options),
         )
         .await
         .expect("cluster starts");
@@ -81,10 +87,19 @@ impl Client {
 
     /// Runs one statement through GetFlightInfo(CommandStatementQuery) + DoGet.
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, Status> {
+        Ok(self.query_with_schema(sql).await?.1)
+    }
+
+    /// Like [`Client::query`], with the result schema the server announced (which an empty
+    /// result cannot carry in its batches).
+    pub async fn query_with_schema(
+        &self,
+        sql: &str,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
         within(300, sql, self.query_inner(sql)).await
     }
 
-    async fn query_inner(&self, sql: &str) -> Result<Vec<RecordBatch>, Status> {
+    async fn query_inner(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
         let mut client = self.inner.clone();
         let command = CommandStatementQuery {
             query: sql.to_string(),
@@ -92,6 +107,11 @@ impl Client {
         };
         let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
         let info = client.get_flight_info(descriptor).await?.into_inner();
+        let schema = Arc::new(
+            info.clone()
+                .try_decode_schema()
+                .map_err(|e| Status::internal(format!("undecodable schema: {e}")))?,
+        );
         let mut batches = Vec::new();
         for endpoint in info.endpoint {
             let ticket = endpoint
@@ -106,7 +126,7 @@ impl Client {
             })?;
             batches.append(&mut part);
         }
-        Ok(batches)
+        Ok((schema, batches))
     }
 
     /// Runs a statement that must succeed.

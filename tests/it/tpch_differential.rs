@@ -1,20 +1,15 @@
 //! TPC-H: all 22 queries through Flight SQL on a 3-executor cluster equal single-node
 //! DataFusion on the same Parquet files (floats compared with a small tolerance).
 
-use std::path::PathBuf;
-
 use arrow::array::{Array, Float32Array, Float64Array, RecordBatch};
 use arrow::datatypes::DataType;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use shoal::tpch;
 
 use crate::common::{TestCluster, rows, scanned_shards, within};
+use crate::plan_text::{stage_of, without_addresses};
 
 const SCALE: f64 = 0.01;
-
-fn queries_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tpch/queries")
-}
 
 /// A result as sorted rows; float cells are kept aside for tolerant comparison.
 fn normalize(batches: &[RecordBatch]) -> Vec<(Vec<String>, Vec<f64>)> {
@@ -145,10 +140,20 @@ async fn tpch_queries_match_single_node_datafusion() {
     let expected = single.sql(lookup).await.unwrap().collect().await.unwrap();
     assert_eq!(rows(&client.ok(lookup).await), rows(&expected));
 
+    // Co-location: orders and lineitem are both distributed on the order key with the same
+    // shard count, so Q3 and Q18 join them inside one stage, with no network boundary between.
+    let queries = tpch::queries(SCALE);
+    for name in ["q03", "q18"] {
+        let sql = &queries.iter().find(|(n, _)| n == name).expect("query").1;
+        let plan = client.explain(sql).await;
+        let lineitem = stage_of(&plan, "table=lineitem");
+        assert!(lineitem.is_some(), "{name}: {plan}");
+        assert_eq!(lineitem, stage_of(&plan, "table=orders"), "{name}: {plan}");
+        insta::assert_snapshot!(format!("tpch_{name}_plan"), without_addresses(&plan));
+    }
+
     let mut failures = Vec::new();
-    for (name, sql) in
-        tpch::queries(&queries_dir(), SCALE).expect("queries in ../shared/tpch/queries")
-    {
+    for (name, sql) in queries {
         let expected = match single.sql(&sql).await {
             Ok(df) => df
                 .collect()
