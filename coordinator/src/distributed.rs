@@ -167,17 +167,12 @@ fn route_tasks(ev: RouteTasksEvent) -> Option<Result<RouteTasksEventResponse>> {
         Ok(urls) => urls,
         Err(e) => return Some(Err(e)),
     };
-    let routed = match scan_task_executors(ev.plan) {
-        Some(owners) if owners.len() != ev.task_count => {
-            return Some(exec_err!(
-                "shard scan has {} variants for {} tasks",
-                owners.len(),
-                ev.task_count
-            ));
-        }
-        Some(owners) => task_executors(&owners, &workers),
-        None => task_executors(&vec![None; ev.task_count], &workers),
-    };
+    // A scan under a union may have fewer variants than its stage has tasks (the union hands
+    // its inputs to different tasks); such stages are spread like any other.
+    let preferred = scan_task_executors(ev.plan)
+        .filter(|owners| owners.len() == ev.task_count)
+        .unwrap_or_else(|| vec![None; ev.task_count]);
+    let routed = task_executors(&preferred, &workers);
     Some(routed.map(RouteTasksEventResponse::new))
 }
 
@@ -273,8 +268,9 @@ fn describe_stage_inputs(node: &Arc<dyn ExecutionPlan>, workers: &[Url], lines: 
     let Some(stage_plan) = stage.local_plan() else {
         return;
     };
-    let preferred =
-        scan_task_executors(stage_plan).unwrap_or_else(|| vec![None; stage.task_count()]);
+    let preferred = scan_task_executors(stage_plan)
+        .filter(|owners| owners.len() == stage.task_count())
+        .unwrap_or_else(|| vec![None; stage.task_count()]);
     let executors = task_executors(&preferred, workers).unwrap_or_default();
     let scans = scan_task_shards(stage_plan);
     for (task, executor) in executors.iter().enumerate() {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, TableReference, plan_err};
 use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use datafusion::execution::SessionStateBuilder;
@@ -83,6 +84,22 @@ impl QueryEngine {
     pub fn session(&self) -> Result<SessionContext> {
         let state = self.cluster.catalog.state();
         let live = self.cluster.executors.live(&state);
+        let addresses: Vec<String> = live.iter().map(|e| e.address.clone()).collect();
+        let session_state = distributed_session(self.state_builder(), &addresses)?.build();
+        let ctx = SessionContext::new_with_state(session_state);
+        let live_ids: HashSet<u64> = live.iter().map(|e| e.id).collect();
+        ctx.register_catalog(
+            SHOAL_CATALOG,
+            Arc::new(ShoalCatalogProvider::new(
+                state,
+                live_ids,
+                Arc::clone(&self.cluster),
+            )?),
+        );
+        Ok(ctx)
+    }
+
+    fn state_builder(&self) -> SessionStateBuilder {
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(SHOAL_CATALOG, SHOAL_SCHEMA)
             .with_create_default_catalog_and_schema(false)
@@ -95,24 +112,32 @@ impl QueryEngine {
         // A partitioned join's dynamic filter routes rows by `hash % partitions of this task`,
         // which is not the bucket of a row once a stage's buckets are split across tasks.
         options.optimizer.enable_join_dynamic_filter_pushdown = false;
-        let builder = SessionStateBuilder::new()
+        SessionStateBuilder::new()
             .with_default_features()
             .with_config(config)
             .with_physical_optimizer_rules(physical_optimizer_rules())
-            .with_runtime_env(Arc::clone(&self.runtime));
-        let addresses: Vec<String> = live.iter().map(|e| e.address.clone()).collect();
-        let session_state = distributed_session(builder, &addresses)?.build();
-        let ctx = SessionContext::new_with_state(session_state);
-        let live_ids: HashSet<u64> = live.iter().map(|e| e.id).collect();
-        ctx.register_catalog(
-            SHOAL_CATALOG,
-            Arc::new(ShoalCatalogProvider::new(
-                state,
-                live_ids,
-                Arc::clone(&self.cluster),
-            )?),
-        );
-        Ok(ctx)
+            .with_runtime_env(Arc::clone(&self.runtime))
+    }
+
+    /// The state that turns `plan` into a physical plan: the distributed one, except for
+    /// recursive CTEs, which run on the coordinator (their recursive term re-reads its inputs
+    /// on every iteration, which a distributed plan's network stages, read once, cannot serve;
+    /// their scans still read the shards from the executors).
+    fn physical_planner(&self, distributed: SessionState, plan: &LogicalPlan) -> SessionState {
+        let mut recursive = false;
+        let _ = plan.apply_with_subqueries(|node| {
+            recursive |= matches!(node, LogicalPlan::RecursiveQuery(_));
+            Ok(if recursive {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        });
+        if recursive {
+            self.state_builder().build()
+        } else {
+            distributed
+        }
     }
 
     /// Runs (or plans, for queries) one SQL statement.
@@ -192,6 +217,7 @@ impl QueryEngine {
             LogicalPlan::Ddl(ddl) => plan_err!("{} is not supported", ddl.name()),
             LogicalPlan::Statement(s) => plan_err!("{} is not supported", s.name()),
             LogicalPlan::Dml(_) => {
+                let state = self.physical_planner(state, &plan);
                 let df = DataFrame::new(state, plan);
                 let batches = df.collect().await?;
                 Ok(QueryOutput::Batches {
@@ -200,6 +226,7 @@ impl QueryEngine {
                 })
             }
             plan => {
+                let state = self.physical_planner(state, &plan);
                 let physical = state.create_physical_plan(&plan).await?;
                 Ok(QueryOutput::Plan {
                     plan: physical,
@@ -278,6 +305,14 @@ impl QueryEngine {
                 Code::Unavailable,
                 "no executors are available to hold the table",
             ));
+        }
+        for field in schema.fields() {
+            if let Some(unstorable) = unstorable_type(field.data_type()) {
+                return plan_err!(
+                    "column '{}' has type {unstorable}, which Parquet shards cannot hold; store it as another type (e.g. a string or the parts as integers)",
+                    field.name()
+                );
+            }
         }
         if let Some(column) = &options.distribution
             && schema.index_of(column).is_err()
@@ -360,6 +395,7 @@ impl QueryEngine {
     ) -> Result<QueryOutput> {
         let state: SessionState = ctx.state();
         let logical = state.statement_to_plan(statement).await?;
+        let state = self.physical_planner(state, &logical);
         let physical = state.create_physical_plan(&logical).await?;
         let mut text = display_distributed_plan(&physical, false);
         let tasks = describe_tasks(&physical, state.config());
@@ -401,6 +437,7 @@ impl QueryEngine {
     ) -> Result<QueryOutput> {
         let state: SessionState = ctx.state();
         let logical = state.statement_to_plan(statement).await?;
+        let state = self.physical_planner(state, &logical);
         let physical = state.create_physical_plan(&logical).await?;
         let started = std::time::Instant::now();
         let mut stream = execute_stream(Arc::clone(&physical), state.task_ctx())?;
@@ -444,6 +481,19 @@ impl QueryEngine {
             QueryOutput::Plan { plan, task_ctx } => collect(plan, task_ctx).await,
             QueryOutput::Batches { batches, .. } => Ok(batches),
         }
+    }
+}
+
+/// The part of `data_type` the Parquet writer cannot store, if any.
+fn unstorable_type(data_type: &DataType) -> Option<&DataType> {
+    match data_type {
+        DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano) => Some(data_type),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            unstorable_type(f.data_type())
+        }
+        DataType::Struct(fields) => fields.iter().find_map(|f| unstorable_type(f.data_type())),
+        DataType::Map(f, _) => unstorable_type(f.data_type()),
+        _ => None,
     }
 }
 

@@ -1,14 +1,16 @@
 //! Column statistics of a table's files (from the catalog), merged for DataFusion's planner so
 //! that join order and broadcast-versus-shuffle choices see real sizes and ranges.
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::stats::Precision;
 use datafusion::common::{ColumnStatistics, ScalarValue};
 use shoal_catalog::ShardFile;
 use shoal_flight::arrow_codec::decode_scalar;
 
 /// One entry per table column. Bounds are marked inexact: they plan queries but never answer
-/// them (DataFusion would otherwise return `min(x)` from statistics alone).
+/// them (DataFusion would otherwise return `min(x)` from statistics alone). Timestamps and
+/// times get none: DataFusion 55's interval analysis of `CAST(ts AS DATE) = d` over such bounds
+/// computes a selectivity above 1 and fails the query with an internal error.
 pub fn column_statistics(schema: &SchemaRef, files: &[&ShardFile]) -> Vec<ColumnStatistics> {
     schema
         .fields()
@@ -18,7 +20,10 @@ pub fn column_statistics(schema: &SchemaRef, files: &[&ShardFile]) -> Vec<Column
             let mut nulls = Some(0u64);
             let mut min: Option<ScalarValue> = None;
             let mut max: Option<ScalarValue> = None;
-            let mut bounded = true;
+            let mut bounded = !matches!(
+                field.data_type(),
+                DataType::Timestamp(_, _) | DataType::Time32(_) | DataType::Time64(_)
+            );
             for file in files {
                 let Some(stats) = file.column_stats.get(index) else {
                     nulls = None;

@@ -87,6 +87,13 @@ fn classify(err: &DataFusionError) -> (Code, String) {
             }
             _ => (Code::Internal, one_line(&message_of(err))),
         },
+        DataFusionError::Execution(msg) if msg.contains("but schema specifies non-nullable") => (
+            Code::InvalidArgument,
+            format!(
+                "a NULL value went into a NOT NULL column ({})",
+                one_line(msg)
+            ),
+        ),
         DataFusionError::Execution(msg) => (execution_code(msg), one_line(msg)),
         DataFusionError::Configuration(msg) => (Code::InvalidArgument, one_line(msg)),
         _ => (Code::Internal, one_line(&message_of(err))),
@@ -104,10 +111,16 @@ fn plan_code(msg: &str) -> Code {
 }
 
 fn execution_code(msg: &str) -> Code {
+    if msg.contains("does not support") {
+        return Code::Unimplemented;
+    }
     // Execution errors that come from user data (bad casts, division by zero) are the user's
     // to fix; everything else is ours.
     let lower = msg.to_ascii_lowercase();
-    if lower.contains("cast") || lower.contains("divide by zero") || lower.contains("overflow") {
+    if ["cast", "divide by zero", "overflow", "more than one row"]
+        .iter()
+        .any(|word| lower.contains(word))
+    {
         Code::InvalidArgument
     } else {
         Code::Internal

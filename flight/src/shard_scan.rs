@@ -71,7 +71,8 @@ pub struct ShardScanExec {
     /// The executor this variant was routed to, once the distributed planner has decided.
     executor: Option<String>,
     /// The distribution column, when partition `i` is exactly bucket `i` of every bucket, so
-    /// that the output is hash-partitioned the way DataFusion's repartitioning would do it.
+    /// that the output is hash-partitioned the way DataFusion's repartitioning would do it; in
+    /// a task's variant, partition `p` holds the `p`-th of the task's buckets.
     hash_key: Option<String>,
     /// Per-column statistics of the scanned files (table columns, not projected), for the
     /// planner; they stay on the coordinator.
@@ -117,29 +118,36 @@ impl ShardScanExec {
     /// each row in bucket `hash(key) % total_buckets` with DataFusion's repartition hash, so
     /// when partition `i` is bucket `i` DataFusion can join and aggregate tables distributed on
     /// the same key bucket by bucket, with no shuffle. Otherwise the scan is left as it is.
-    pub fn with_hash_partitioning(mut self, key: &str) -> Result<Self> {
+    pub fn with_hash_partitioning(self, key: &str) -> Result<Self> {
         let complete = self.partitions.len() == self.total_buckets as usize
             && self
                 .partitions
                 .iter()
                 .enumerate()
                 .all(|(i, p)| p.bucket as usize == i);
-        let schema = self.schema();
-        let Ok(index) = schema.index_of(key) else {
-            return Ok(self);
-        };
         if !complete || self.total_buckets < 2 {
             return Ok(self);
         }
+        Ok(self.declare_hash_partitioning(key))
+    }
+
+    /// Declares `Hash(key, partitions)` without checking the layout: for the variants of a
+    /// hash-partitioned scan, whose tasks line up bucket by bucket (so that operators built
+    /// over them, such as a union's interleave, see the shape they were planned with).
+    pub fn declare_hash_partitioning(mut self, key: &str) -> Self {
+        let schema = self.schema();
+        let Ok(index) = schema.index_of(key) else {
+            return self;
+        };
         let column: Arc<dyn PhysicalExpr> = Arc::new(Column::new(key, index));
         self.properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema),
-            Partitioning::Hash(vec![column], self.total_buckets as usize),
+            Partitioning::Hash(vec![column], self.partitions.len().max(1)),
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
         self.hash_key = Some(key.to_string());
-        Ok(self)
+        self
     }
 
     /// Attaches per-column statistics of the table's scanned files (one entry per table column).
@@ -195,7 +203,10 @@ impl ShardScanExec {
             executor,
         )?;
         variant.column_statistics = self.column_statistics.clone();
-        Ok(variant)
+        Ok(match &self.hash_key {
+            Some(key) => variant.declare_hash_partitioning(key),
+            None => variant,
+        })
     }
 
     fn scanned_files(&self) -> impl Iterator<Item = &ShardFileRef> {

@@ -49,7 +49,7 @@ impl PhysicalExtensionCodec for ShardScanCodec {
             proto.executor,
         )?;
         Ok(Arc::new(match &proto.hash_key {
-            Some(key) => scan.with_hash_partitioning(key)?,
+            Some(key) => scan.declare_hash_partitioning(key),
             None => scan,
         }))
     }
