@@ -107,3 +107,37 @@ async fn statistics_put_the_small_table_on_the_build_side() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn explain_analyze_reports_every_stage_and_task() {
+    let cluster = TestCluster::start(3).await;
+    let client = cluster.client().await;
+    load_orders_and_lines(&client).await;
+
+    // Grouping off the distribution key adds a shuffle stage after the co-located join.
+    let result = rows(
+        &client
+            .ok("EXPLAIN ANALYZE SELECT o_cust, count(*) FROM orders JOIN lines ON o_key = l_key GROUP BY o_cust")
+            .await,
+    );
+    let plan = &result[0][1];
+    let stages = &result[1][1];
+    assert!(plan.contains("output_rows="), "{plan}");
+    assert!(plan.contains("bytes_transferred="), "{plan}");
+    assert!(stages.starts_with("50 rows in "), "{stages}");
+    let lines: Vec<&str> = stages.lines().collect();
+    let stage_lines: Vec<&&str> = lines.iter().filter(|l| l.starts_with("Stage ")).collect();
+    assert_eq!(stage_lines.len(), 2, "join stage and aggregate stage: {stages}");
+    // The join stage's three tasks each read only their own executor's shards.
+    let join_stage = lines
+        .iter()
+        .position(|l| l.starts_with("Stage 1"))
+        .expect("stage 1");
+    for task in &lines[join_stage..join_stage + 3] {
+        let columns: Vec<&str> = task.split_whitespace().collect();
+        assert_eq!(columns.last(), Some(&"B"), "no remote bytes: {task}");
+        assert_eq!(columns[columns.len() - 2], "0", "no remote bytes: {task}");
+        assert!(task.contains("KiB"), "local shard bytes: {task}");
+    }
+    cluster.shutdown().await;
+}
