@@ -7,8 +7,8 @@ use std::sync::Arc;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use shoal_catalog::{Catalog, CatalogConfig};
+use shoal_flight::incoming::nodelay_incoming;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tracing::info;
 
@@ -80,7 +80,7 @@ impl Coordinator {
         let result = Server::builder()
             .tcp_nodelay(true)
             .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(nodelay_incoming(listener), shutdown)
             .await;
         self.cluster.catalog.shutdown().await?;
         result.map_err(CoordinatorError::from)

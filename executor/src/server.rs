@@ -8,8 +8,8 @@ use std::sync::Arc;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use futures::FutureExt;
 use shoal_flight::LocalShardStore;
+use shoal_flight::incoming::nodelay_incoming;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tracing::info;
 
@@ -77,7 +77,7 @@ pub async fn serve(
     };
     let result = add_worker_service(&mut server, local_store, runtime)
         .add_service(flight)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(nodelay_incoming(listener), shutdown)
         .await;
     heartbeat.abort();
     result.map_err(ExecutorError::from)

@@ -9,6 +9,7 @@ pub mod arrow_codec;
 pub mod column_stats;
 pub mod error;
 pub mod executor_client;
+pub mod incoming;
 pub mod rpc;
 pub mod shard_reader;
 pub mod shard_scan;

@@ -127,7 +127,11 @@ async fn explain_analyze_reports_every_stage_and_task() {
     assert!(stages.starts_with("50 rows in "), "{stages}");
     let lines: Vec<&str> = stages.lines().collect();
     let stage_lines: Vec<&&str> = lines.iter().filter(|l| l.starts_with("Stage ")).collect();
-    assert_eq!(stage_lines.len(), 2, "join stage and aggregate stage: {stages}");
+    assert_eq!(
+        stage_lines.len(),
+        2,
+        "join stage and aggregate stage: {stages}"
+    );
     // The join stage's three tasks each read only their own executor's shards.
     let join_stage = lines
         .iter()
