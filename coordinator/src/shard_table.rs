@@ -108,7 +108,7 @@ impl TableProvider for ShardTable {
             .iter()
             .filter(|f| buckets.as_ref().is_none_or(|b| b.contains(&f.bucket)))
             .collect();
-        let kept = prune_files(&self.schema, predicate, candidates)?;
+        let kept = prune_files(&self.schema, predicate.clone(), candidates)?;
         let statistics = Arc::new(column_statistics(&self.schema, &kept));
         let mut buckets: BTreeMap<u32, Vec<ShardFileRef>> = BTreeMap::new();
         for file in kept {
@@ -145,7 +145,8 @@ impl TableProvider for ShardTable {
             self.def.shard_count,
             None,
         )?
-        .with_column_statistics(statistics);
+        .with_column_statistics(statistics)
+        .with_predicate(predicate);
         Ok(Arc::new(match hash_key {
             Some(key) => scan.with_hash_partitioning(key)?,
             None => scan,

@@ -12,10 +12,12 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
+use datafusion::execution::TaskContext;
 use futures::{Stream, StreamExt, TryStreamExt};
 use shoal_flight::arrow_codec::decode_schema;
 use shoal_flight::datafusion_to_status;
 use shoal_flight::executor_client::encode_batches;
+use shoal_flight::row_group_pruning::decode_predicate;
 use shoal_flight::rpc::{self, DeleteFilesRequest, ScanShardRequest, WriteShardRequest};
 use shoal_flight::shard_reader::read_local;
 use shoal_flight::wire_types::plain_schema;
@@ -97,11 +99,16 @@ impl FlightService for ExecutorFlightService {
         let scan: ScanShardRequest = rpc::decode(rpc::SCAN_TICKET_PREFIX, &ticket)
             .ok_or_else(|| Status::invalid_argument("unknown ticket"))??;
         let table_schema = decode_schema(&scan.schema_ipc).map_err(|e| datafusion_to_status(&e))?;
+        let predicate = scan
+            .predicate
+            .as_deref()
+            .and_then(|bytes| decode_predicate(bytes, &table_schema, &TaskContext::default()));
         let stream = read_local(
             self.store.data_dir(),
             scan.paths,
             table_schema,
             scan.projection,
+            predicate,
         )
         .map_err(|e| datafusion_to_status(&e))?;
         let schema = plain_schema(&stream.schema());

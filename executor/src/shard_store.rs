@@ -9,6 +9,9 @@ use datafusion::common::{DataFusionError, Result};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+
+/// Rows per Parquet row group in shard files.
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 use shoal_flight::column_stats::ColumnStatsBuilder;
 use shoal_flight::rpc::WriteShardResponse;
 use shoal_flight::shard_reader::resolve;
@@ -70,8 +73,11 @@ impl ShardStore {
         let mut stats = ColumnStatsBuilder::try_new(schema)?;
         let mut rows = 0u64;
         let file = std::fs::File::create(&tmp)?;
+        // Row groups of 64Ki rows: small enough that min/max statistics let a point lookup
+        // skip most of a shard file, large enough to keep the footer small.
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
         let mut writer = ArrowWriter::try_new(file, Arc::clone(schema), Some(props))?;
         for batch in batches {

@@ -10,6 +10,7 @@ pub mod column_stats;
 pub mod error;
 pub mod executor_client;
 pub mod incoming;
+pub mod row_group_pruning;
 pub mod rpc;
 pub mod shard_reader;
 pub mod shard_scan;

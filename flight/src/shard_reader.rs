@@ -7,10 +7,12 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt, stream};
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 
+use crate::row_group_pruning::{row_filter, row_groups_to_read};
 use crate::wire_types::cast_batch;
 
 /// Rows per batch read from Parquet.
@@ -31,12 +33,15 @@ pub fn resolve(data_dir: &Path, relative: &str) -> Result<PathBuf> {
     Ok(data_dir.join(rel))
 }
 
-/// Streams the rows of `paths` (in order), projected to `projection` of `table_schema`.
+/// Streams the rows of `paths` (in order), projected to `projection` of `table_schema`,
+/// skipping row groups whose statistics rule out `predicate` (rows of the groups read are not
+/// filtered: the plan filters above the scan).
 pub fn read_local(
     data_dir: &Path,
     paths: Vec<String>,
     table_schema: SchemaRef,
     projection: Option<Vec<usize>>,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
 ) -> Result<SendableRecordBatchStream> {
     let output_schema = match &projection {
         Some(p) => Arc::new(table_schema.project(p)?),
@@ -51,7 +56,9 @@ pub fn read_local(
         .then(move |file| {
             let projection = projection.clone();
             let schema = Arc::clone(&schema);
-            async move { open_file(file, projection, schema).await }
+            let table_schema = Arc::clone(&table_schema);
+            let predicate = predicate.clone();
+            async move { open_file(file, projection, schema, table_schema, predicate).await }
         })
         .try_flatten();
     Ok(Box::pin(RecordBatchStreamAdapter::new(
@@ -64,11 +71,20 @@ async fn open_file(
     file: PathBuf,
     projection: Option<Vec<usize>>,
     schema: SchemaRef,
+    table_schema: SchemaRef,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
 ) -> Result<impl futures::Stream<Item = Result<RecordBatch>>> {
     let handle = tokio::fs::File::open(&file).await.map_err(|e| {
         DataFusionError::Execution(format!("cannot open shard file {}: {e}", file.display()))
     })?;
-    let builder = ParquetRecordBatchStreamBuilder::new(handle).await?;
+    let mut builder = ParquetRecordBatchStreamBuilder::new(handle).await?;
+    if let Some(predicate) = &predicate {
+        let row_groups = row_groups_to_read(builder.metadata(), &table_schema, predicate);
+        builder = builder.with_row_groups(row_groups);
+        if let Some(filter) = row_filter(predicate, &table_schema, builder.parquet_schema()) {
+            builder = builder.with_row_filter(filter);
+        }
+    }
     let mask = match &projection {
         Some(p) => ProjectionMask::roots(builder.parquet_schema(), p.iter().copied()),
         None => ProjectionMask::all(),

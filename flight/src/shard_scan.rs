@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::arrow_codec::encode_schema;
 use crate::error::{is_unreachable, status_to_datafusion};
 use crate::executor_client;
+use crate::row_group_pruning::encode_predicate;
 use crate::rpc::ScanShardRequest;
 use crate::shard_reader;
 
@@ -77,6 +78,9 @@ pub struct ShardScanExec {
     /// Per-column statistics of the scanned files (table columns, not projected), for the
     /// planner; they stay on the coordinator.
     column_statistics: Option<Arc<Vec<ColumnStatistics>>>,
+    /// The query's filters over the table's columns, used to skip row groups (rows are still
+    /// filtered above the scan).
+    predicate: Option<Arc<dyn PhysicalExpr>>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -109,6 +113,7 @@ impl ShardScanExec {
             executor,
             hash_key: None,
             column_statistics: None,
+            predicate: None,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
@@ -148,6 +153,17 @@ impl ShardScanExec {
         ));
         self.hash_key = Some(key.to_string());
         self
+    }
+
+    /// Lets every file read skip the row groups whose statistics rule out `predicate` (an
+    /// expression over the table schema).
+    pub fn with_predicate(mut self, predicate: Option<Arc<dyn PhysicalExpr>>) -> Self {
+        self.predicate = predicate;
+        self
+    }
+
+    pub fn predicate(&self) -> Option<&Arc<dyn PhysicalExpr>> {
+        self.predicate.as_ref()
     }
 
     /// Attaches per-column statistics of the table's scanned files (one entry per table column).
@@ -203,6 +219,7 @@ impl ShardScanExec {
             executor,
         )?;
         variant.column_statistics = self.column_statistics.clone();
+        variant.predicate = self.predicate.clone();
         Ok(match &self.hash_key {
             Some(key) => variant.declare_hash_partitioning(key),
             None => variant,
@@ -348,6 +365,8 @@ impl ExecutionPlan for ShardScanExec {
             projection: self.projection.clone(),
             schema: Arc::clone(&schema),
             local,
+            predicate: self.predicate.clone(),
+            predicate_bytes: self.predicate.as_ref().and_then(encode_predicate),
             local_bytes: summary().counter("local_bytes", partition),
             remote_bytes: summary().counter("remote_bytes", partition),
         };
@@ -375,6 +394,9 @@ struct FileScan {
     projection: Option<Vec<usize>>,
     schema: SchemaRef,
     local: Option<Arc<LocalShardStore>>,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
+    /// `predicate` encoded for owners that scan on this node's behalf.
+    predicate_bytes: Option<Vec<u8>>,
     /// Parquet bytes read from this executor's disk.
     local_bytes: Count,
     /// Arrow bytes streamed from another executor.
@@ -392,6 +414,7 @@ impl FileScan {
                 vec![file.path],
                 Arc::clone(&self.table_schema),
                 self.projection.clone(),
+                self.predicate.clone(),
             );
         }
         self.open_remote(file).await
@@ -413,6 +436,7 @@ impl FileScan {
             paths: vec![file.path.clone()],
             schema_ipc: encode_schema(&self.table_schema),
             projection,
+            predicate: self.predicate_bytes.clone(),
         };
         let mut last_error = None;
         for owner in &file.owners {

@@ -9,6 +9,7 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use serde::{Deserialize, Serialize};
 
 use crate::arrow_codec::{decode_schema, encode_schema};
+use crate::row_group_pruning::{decode_predicate, encode_predicate};
 use crate::shard_scan::{ShardPartition, ShardScanExec};
 
 #[derive(Debug, Default, Clone)]
@@ -24,6 +25,8 @@ struct ShardScanProto {
     executor: Option<String>,
     #[serde(default)]
     hash_key: Option<String>,
+    #[serde(default)]
+    predicate: Option<Vec<u8>>,
 }
 
 impl PhysicalExtensionCodec for ShardScanCodec {
@@ -31,7 +34,7 @@ impl PhysicalExtensionCodec for ShardScanCodec {
         &self,
         buf: &[u8],
         inputs: &[Arc<dyn ExecutionPlan>],
-        _ctx: &TaskContext,
+        ctx: &TaskContext,
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if !inputs.is_empty() {
@@ -40,14 +43,20 @@ impl PhysicalExtensionCodec for ShardScanCodec {
         let proto: ShardScanProto = serde_json::from_slice(buf).map_err(|e| {
             datafusion::error::DataFusionError::Internal(format!("corrupt ShardScanExec: {e}"))
         })?;
+        let table_schema = decode_schema(&proto.table_schema_ipc)?;
+        let predicate = proto
+            .predicate
+            .as_deref()
+            .and_then(|bytes| decode_predicate(bytes, &table_schema, ctx));
         let scan = ShardScanExec::try_new(
             proto.table,
-            decode_schema(&proto.table_schema_ipc)?,
+            table_schema,
             proto.projection,
             proto.partitions,
             proto.total_buckets,
             proto.executor,
-        )?;
+        )?
+        .with_predicate(predicate);
         Ok(Arc::new(match &proto.hash_key {
             Some(key) => scan.declare_hash_partitioning(key),
             None => scan,
@@ -71,6 +80,7 @@ impl PhysicalExtensionCodec for ShardScanCodec {
             total_buckets: scan.total_buckets(),
             executor: scan.executor().map(str::to_string),
             hash_key: scan.hash_key().map(str::to_string),
+            predicate: scan.predicate().and_then(encode_predicate),
         };
         serde_json::to_writer(buf, &proto).map_err(|e| {
             datafusion::error::DataFusionError::Internal(format!(

@@ -145,3 +145,27 @@ async fn explain_analyze_reports_every_stage_and_task() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_point_lookup_reads_only_its_row() {
+    let cluster = TestCluster::start(3).await;
+    let client = cluster.client().await;
+    client
+        .ok("CREATE TABLE events (k BIGINT, payload VARCHAR) WITH (distribution = 'k', shards = 1)")
+        .await;
+    // 200,000 rows in key order: four row groups of at most 65,536 rows in the one shard file.
+    client
+        .ok("INSERT INTO events SELECT value, 'event ' || value FROM generate_series(1, 200000)")
+        .await;
+    let sql = "SELECT payload FROM events WHERE k = 70000";
+    assert_eq!(client.scalar(sql).await, "event 70000");
+    let analyzed = rows(&client.ok(&format!("EXPLAIN ANALYZE {sql}")).await);
+    let scan = analyzed[0][1]
+        .lines()
+        .find(|l| l.contains("ShardScanExec"))
+        .expect("a shard scan")
+        .to_string();
+    // One row group of 65,536 rows is read, and only its matching row leaves the reader.
+    assert!(scan.contains("output_rows=1,"), "one row read: {scan}");
+    cluster.shutdown().await;
+}
