@@ -9,8 +9,25 @@ use crate::common::{Client, within};
 
 const QUERY: &str = "SELECT l_returnflag, count(*), sum(l_quantity) FROM lineitem GROUP BY l_returnflag ORDER BY l_returnflag";
 
+/// A `shoal demo` process, killed (SIGKILL) when dropped, so that a failing assertion does
+/// not leave it running.
+struct DemoProcess(Child);
+
+impl DemoProcess {
+    fn kill_9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
 /// Starts `shoal demo --no-prompt` and returns it with its Flight SQL URL.
-fn start_demo(data_dir: &std::path::Path) -> (Child, String) {
+fn start_demo(data_dir: &std::path::Path) -> (DemoProcess, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
         .args([
             "demo",
@@ -29,6 +46,7 @@ fn start_demo(data_dir: &std::path::Path) -> (Child, String) {
         .spawn()
         .expect("shoal binary starts");
     let stdout = child.stdout.take().unwrap();
+    let child = DemoProcess(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -53,8 +71,7 @@ async fn acknowledged_writes_survive_kill_9() {
         .ok("INSERT INTO audit VALUES (1, 'before crash'), (2, 'also acknowledged')")
         .await;
     let answer_before = client.ok(QUERY).await;
-    first.kill().expect("kill -9"); // SIGKILL: no shutdown path runs
-    first.wait().unwrap();
+    first.kill_9(); // no shutdown path runs
 
     let started = Instant::now();
     let (mut second, url) = start_demo(dir.path());
@@ -76,6 +93,5 @@ async fn acknowledged_writes_survive_kill_9() {
         "restarted and verified in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    second.kill().unwrap();
-    second.wait().unwrap();
+    second.kill_9();
 }
