@@ -67,3 +67,95 @@ pub fn column_statistics(schema: &SchemaRef, files: &[&ShardFile]) -> Vec<Column
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+    use shoal_catalog::ColumnStats;
+    use shoal_flight::arrow_codec::encode_scalar;
+
+    use super::*;
+
+    fn stats(nulls: u64, bounds: Option<(ScalarValue, ScalarValue)>) -> ColumnStats {
+        ColumnStats {
+            null_count: nulls,
+            min: bounds.as_ref().map(|(lo, _)| encode_scalar(lo).unwrap()),
+            max: bounds.as_ref().map(|(_, hi)| encode_scalar(hi).unwrap()),
+        }
+    }
+
+    fn file(rows: u64, column_stats: Vec<ColumnStats>) -> ShardFile {
+        ShardFile {
+            id: 0,
+            table_id: 1,
+            bucket: 0,
+            path: "f.parquet".into(),
+            rows,
+            bytes: 100,
+            column_stats,
+            owners: vec![],
+            txn: 0,
+        }
+    }
+
+    #[test]
+    fn bounds_merge_across_files_and_skip_all_null_files_and_timestamps() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        ]));
+        let ts = |v| ScalarValue::TimestampMicrosecond(Some(v), None);
+        let a = file(
+            10,
+            vec![
+                stats(
+                    1,
+                    Some((ScalarValue::Int64(Some(5)), ScalarValue::Int64(Some(9)))),
+                ),
+                stats(0, Some((ts(1), ts(2)))),
+            ],
+        );
+        let b = file(
+            4,
+            vec![
+                stats(
+                    0,
+                    Some((ScalarValue::Int64(Some(-3)), ScalarValue::Int64(Some(7)))),
+                ),
+                stats(0, Some((ts(0), ts(3)))),
+            ],
+        );
+        let all_null = file(2, vec![stats(2, None), stats(2, None)]);
+        let merged = column_statistics(&schema, &[&a, &b, &all_null]);
+        assert_eq!(merged[0].null_count, Precision::Exact(3));
+        assert_eq!(
+            merged[0].min_value,
+            Precision::Inexact(ScalarValue::Int64(Some(-3)))
+        );
+        assert_eq!(
+            merged[0].max_value,
+            Precision::Inexact(ScalarValue::Int64(Some(9)))
+        );
+        assert_eq!(merged[1].null_count, Precision::Exact(2));
+        assert_eq!(merged[1].min_value, Precision::Absent);
+        assert_eq!(merged[1].max_value, Precision::Absent);
+    }
+
+    #[test]
+    fn a_file_without_bounds_leaves_the_column_unbounded() {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)]));
+        let bounded = file(
+            3,
+            vec![stats(
+                0,
+                Some((ScalarValue::Int64(Some(1)), ScalarValue::Int64(Some(2)))),
+            )],
+        );
+        let unknown = file(3, vec![stats(0, None)]);
+        let merged = column_statistics(&schema, &[&bounded, &unknown]);
+        assert_eq!(merged[0].min_value, Precision::Absent);
+        assert_eq!(merged[0].null_count, Precision::Exact(0));
+    }
+}
