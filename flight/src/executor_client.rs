@@ -1,6 +1,7 @@
 //! Calls from coordinators (and from `ShardScanExec`) to executors' Flight services.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -29,9 +30,10 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Deadline for an executor to start answering a scan; the stream itself is paced by its reader.
 pub const SCAN_START_TIMEOUT: Duration = Duration::from_secs(30);
 
+static CHANNELS: OnceLock<Mutex<HashMap<String, Channel>>> = OnceLock::new();
+
 /// A cached, lazily connected channel per address: tonic channels multiplex and reconnect.
 pub fn channel(address: &str) -> Result<Channel, Status> {
-    static CHANNELS: OnceLock<Mutex<HashMap<String, Channel>>> = OnceLock::new();
     let mut channels = CHANNELS
         .get_or_init(Default::default)
         .lock()
@@ -48,6 +50,22 @@ pub fn channel(address: &str) -> Result<Channel, Status> {
     let channel = endpoint.connect_lazy();
     channels.insert(address.to_string(), channel.clone());
     Ok(channel)
+}
+
+/// Drops the cached channel to `address`, so the next call dials a new connection (after the
+/// old one broke, e.g. because the executor restarted on the same address).
+fn forget(address: &str) {
+    if let Some(channels) = CHANNELS.get() {
+        channels.lock().expect("not poisoned").remove(address);
+    }
+}
+
+/// The call failed in the transport, before the executor handled it.
+fn is_transport_failure(status: &Status) -> bool {
+    let message = status.message();
+    status.code() == tonic::Code::Unavailable
+        || (status.code() == tonic::Code::Unknown
+            && (message.contains("transport error") || message.contains("not ready")))
 }
 
 fn client(address: &str) -> Result<FlightServiceClient<Channel>, Status> {
@@ -82,7 +100,24 @@ pub async fn action<Req: Serialize, Resp: DeserializeOwned>(
 }
 
 /// Streams `batches` to the executor at `address`, which writes them as one durable Parquet file.
+/// A broken connection is redialled once: writing the same file again is harmless (it is
+/// written aside and renamed into place).
 pub async fn write_shard(
+    address: &str,
+    request: &WriteShardRequest,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<WriteShardResponse, Status> {
+    match write_shard_once(address, request, Arc::clone(&schema), batches.clone()).await {
+        Err(status) if is_transport_failure(&status) => {
+            forget(address);
+            write_shard_once(address, request, schema, batches).await
+        }
+        result => result,
+    }
+}
+
+async fn write_shard_once(
     address: &str,
     request: &WriteShardRequest,
     schema: SchemaRef,
