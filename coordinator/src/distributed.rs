@@ -167,13 +167,7 @@ fn route_tasks(ev: RouteTasksEvent) -> Option<Result<RouteTasksEventResponse>> {
         Ok(urls) => urls,
         Err(e) => return Some(Err(e)),
     };
-    // A scan under a union may have fewer variants than its stage has tasks (the union hands
-    // its inputs to different tasks); such stages are spread like any other.
-    let preferred = scan_task_executors(ev.plan)
-        .filter(|owners| owners.len() == ev.task_count)
-        .unwrap_or_else(|| vec![None; ev.task_count]);
-    let routed = task_executors(&preferred, &workers);
-    Some(routed.map(RouteTasksEventResponse::new))
+    Some(task_executors(ev.plan, ev.task_count, &workers).map(RouteTasksEventResponse::new))
 }
 
 /// The executor each variant of the first shard scan in a stage was built for.
@@ -199,8 +193,17 @@ fn scan_task_executors(stage: &Arc<dyn ExecutionPlan>) -> Option<Vec<Option<Stri
     variants
 }
 
-/// Task `i` goes to its preferred executor, or else to worker `i mod n`.
-fn task_executors(preferred: &[Option<String>], workers: &[Url]) -> Result<Vec<Url>> {
+/// The executor of each of a stage's `task_count` tasks: a scan task's shard owner, or else
+/// worker `i mod n`. A scan under a union may have fewer variants than its stage has tasks
+/// (the union hands its inputs to different tasks); such stages are spread like any other.
+fn task_executors(
+    stage: &Arc<dyn ExecutionPlan>,
+    task_count: usize,
+    workers: &[Url],
+) -> Result<Vec<Url>> {
+    let preferred = scan_task_executors(stage)
+        .filter(|owners| owners.len() == task_count)
+        .unwrap_or_else(|| vec![None; task_count]);
     if workers.is_empty() {
         return exec_err!("no executors are available to run the query");
     }
@@ -268,10 +271,7 @@ fn describe_stage_inputs(node: &Arc<dyn ExecutionPlan>, workers: &[Url], lines: 
     let Some(stage_plan) = stage.local_plan() else {
         return;
     };
-    let preferred = scan_task_executors(stage_plan)
-        .filter(|owners| owners.len() == stage.task_count())
-        .unwrap_or_else(|| vec![None; stage.task_count()]);
-    let executors = task_executors(&preferred, workers).unwrap_or_default();
+    let executors = task_executors(stage_plan, stage.task_count(), workers).unwrap_or_default();
     let scans = scan_task_shards(stage_plan);
     for (task, executor) in executors.iter().enumerate() {
         let reads: Vec<String> = scans

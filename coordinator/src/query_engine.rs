@@ -393,10 +393,7 @@ impl QueryEngine {
         statement: DFStatement,
         verbose: bool,
     ) -> Result<QueryOutput> {
-        let state: SessionState = ctx.state();
-        let logical = state.statement_to_plan(statement).await?;
-        let state = self.physical_planner(state, &logical);
-        let physical = state.create_physical_plan(&logical).await?;
+        let (state, logical, physical) = self.plan_statement(ctx, statement).await?;
         let mut text = display_distributed_plan(&physical, false);
         let tasks = describe_tasks(&physical, state.config());
         if !tasks.is_empty() {
@@ -407,24 +404,24 @@ impl QueryEngine {
                 text.push('\n');
             }
         }
-        let mut types = vec!["physical_plan".to_string()];
-        let mut plans = vec![text];
+        let mut rows = vec![("physical_plan", text)];
         if verbose {
-            types.insert(0, "logical_plan".into());
-            plans.insert(0, logical.display_indent().to_string());
+            rows.insert(0, ("logical_plan", logical.display_indent().to_string()));
         }
-        let schema = explain_schema();
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![
-                Arc::new(StringArray::from(types)),
-                Arc::new(StringArray::from(plans)),
-            ],
-        )?;
-        Ok(QueryOutput::Batches {
-            schema,
-            batches: vec![batch],
-        })
+        explain_output(rows)
+    }
+
+    /// A statement's logical plan and its physical plan, with the state that planned it.
+    async fn plan_statement(
+        &self,
+        ctx: &SessionContext,
+        statement: DFStatement,
+    ) -> Result<(SessionState, LogicalPlan, Arc<dyn ExecutionPlan>)> {
+        let state: SessionState = ctx.state();
+        let logical = state.statement_to_plan(statement).await?;
+        let state = self.physical_planner(state, &logical);
+        let physical = state.create_physical_plan(&logical).await?;
+        Ok((state, logical, physical))
     }
 
     /// Runs the statement, then shows its plan with metrics and, per stage and task, rows,
@@ -435,10 +432,7 @@ impl QueryEngine {
         statement: DFStatement,
         verbose: bool,
     ) -> Result<QueryOutput> {
-        let state: SessionState = ctx.state();
-        let logical = state.statement_to_plan(statement).await?;
-        let state = self.physical_planner(state, &logical);
-        let physical = state.create_physical_plan(&logical).await?;
+        let (state, _, physical) = self.plan_statement(ctx, statement).await?;
         let started = std::time::Instant::now();
         let mut stream = execute_stream(Arc::clone(&physical), state.task_ctx())?;
         let mut rows = 0;
@@ -458,21 +452,10 @@ impl QueryEngine {
             elapsed.as_secs_f64() * 1000.0,
             stage_metrics::render(&stage_metrics::collect(&per_task))
         );
-        let schema = explain_schema();
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![
-                Arc::new(StringArray::from(vec!["Plan with Metrics", "Stages"])),
-                Arc::new(StringArray::from(vec![
-                    display_distributed_plan(&shown, true),
-                    summary,
-                ])),
-            ],
-        )?;
-        Ok(QueryOutput::Batches {
-            schema,
-            batches: vec![batch],
-        })
+        explain_output(vec![
+            ("Plan with Metrics", display_distributed_plan(&shown, true)),
+            ("Stages", summary),
+        ])
     }
 
     /// Runs a plan to completion and returns its batches (used for eager statements and tests).
@@ -546,6 +529,23 @@ fn explain_schema() -> SchemaRef {
         Field::new("plan_type", DataType::Utf8, false),
         Field::new("plan", DataType::Utf8, false),
     ]))
+}
+
+/// EXPLAIN's result: one (plan_type, plan) row per entry.
+fn explain_output(rows: Vec<(&str, String)>) -> Result<QueryOutput> {
+    let schema = explain_schema();
+    let (types, plans): (Vec<&str>, Vec<String>) = rows.into_iter().unzip();
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(types)),
+            Arc::new(StringArray::from(plans)),
+        ],
+    )?;
+    Ok(QueryOutput::Batches {
+        schema,
+        batches: vec![batch],
+    })
 }
 
 fn count_schema() -> SchemaRef {

@@ -79,22 +79,16 @@ fn walk(
     inputs: &mut Vec<(String, Arc<dyn ExecutionPlan>, usize)>,
 ) {
     let metrics = node.metrics().unwrap_or_default();
-    for (name, field) in [
-        ("elapsed_compute", 0),
-        ("spilled_bytes", 1),
-        ("spill_count", 2),
-        ("local_bytes", 3),
-        ("remote_bytes", 4),
-    ] {
+    let fields: [(&str, fn(&mut TaskMetrics) -> &mut usize); 5] = [
+        ("elapsed_compute", |t| &mut t.compute_nanos),
+        ("spilled_bytes", |t| &mut t.spilled_bytes),
+        ("spill_count", |t| &mut t.spill_count),
+        ("local_bytes", |t| &mut t.local_bytes),
+        ("remote_bytes", |t| &mut t.remote_bytes),
+    ];
+    for (name, field) in fields {
         for (task, value) in per_task(&metrics, name) {
-            let t = stage.tasks.entry(task).or_default();
-            match field {
-                0 => t.compute_nanos += value,
-                1 => t.spilled_bytes += value,
-                2 => t.spill_count += value,
-                3 => t.local_bytes += value,
-                _ => t.remote_bytes += value,
-            }
+            *field(stage.tasks.entry(task).or_default()) += value;
         }
     }
     if let Some(boundary) = node.as_ref().as_network_boundary() {

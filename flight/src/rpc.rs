@@ -58,7 +58,7 @@ pub struct ScanShardRequest {
     /// Schema of the stored files (the table schema).
     pub schema_ipc: Vec<u8>,
     pub projection: Option<Vec<usize>>,
-    /// The scan's predicate over the table schema (`row_group_pruning::encode_predicate`), for
+    /// The scan's predicate over the table schema (`scan_predicate::encode_predicate`), for
     /// skipping row groups.
     #[serde(default)]
     pub predicate: Option<Vec<u8>>,

@@ -12,7 +12,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt, stream};
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 
-use crate::row_group_pruning::{row_filter, row_groups_to_read};
+use crate::scan_predicate::{row_filter, row_groups_to_read};
 use crate::wire_types::cast_batch;
 
 /// Rows per batch read from Parquet.

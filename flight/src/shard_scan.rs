@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 use crate::arrow_codec::encode_schema;
 use crate::error::{is_unreachable, status_to_datafusion};
 use crate::executor_client;
-use crate::row_group_pruning::encode_predicate;
 use crate::rpc::ScanShardRequest;
+use crate::scan_predicate::encode_predicate;
 use crate::shard_reader;
 
 /// One shard file as a scan sees it.
@@ -310,22 +310,16 @@ impl ExecutionPlan for ShardScanExec {
     }
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
-        let rows: u64 = match partition {
+        let files: Vec<&ShardFileRef> = match partition {
             Some(i) => self
                 .partitions
                 .get(i)
-                .map(|p| p.files.iter().map(|f| f.rows).sum())
-                .unwrap_or(0),
-            None => self.scanned_files().map(|f| f.rows).sum(),
+                .map(|p| p.files.iter().collect())
+                .unwrap_or_default(),
+            None => self.scanned_files().collect(),
         };
-        let bytes: u64 = match partition {
-            Some(i) => self
-                .partitions
-                .get(i)
-                .map(|p| p.files.iter().map(|f| f.bytes).sum())
-                .unwrap_or(0),
-            None => self.scanned_files().map(|f| f.bytes).sum(),
-        };
+        let rows: u64 = files.iter().map(|f| f.rows).sum();
+        let bytes: u64 = files.iter().map(|f| f.bytes).sum();
         let mut stats = Statistics::new_unknown(&self.schema());
         stats.num_rows = Precision::Exact(rows as usize);
         // Compressed Parquet bytes: a lower bound of the in-memory size.

@@ -9,7 +9,7 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use serde::{Deserialize, Serialize};
 
 use crate::arrow_codec::{decode_schema, encode_schema};
-use crate::row_group_pruning::{decode_predicate, encode_predicate};
+use crate::scan_predicate::{decode_predicate, encode_predicate};
 use crate::shard_scan::{ShardPartition, ShardScanExec};
 
 #[derive(Debug, Default, Clone)]

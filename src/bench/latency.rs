@@ -25,6 +25,17 @@ pub struct StreamResult {
     pub elapsed: Duration,
 }
 
+impl StreamResult {
+    pub fn rows_per_second(&self) -> f64 {
+        self.rows as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Megabytes (10^6) of Arrow data per second.
+    pub fn mb_per_second(&self) -> f64 {
+        self.bytes as f64 / self.elapsed.as_secs_f64() / 1e6
+    }
+}
+
 /// Runs the statements `make_sql(i)` for `i` in `0..requests_per_client` on each of `clients`
 /// connections at once, timing each from request to last batch.
 pub async fn measure(

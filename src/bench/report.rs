@@ -141,14 +141,13 @@ impl Report {
             }
         }
         if let Some(s) = &self.stream {
-            let seconds = s.elapsed.as_secs_f64();
             let _ = writeln!(
                 out,
                 "\nStreaming lineitem: {} rows in {:.2} s = {:.2} M rows/s, {:.1} MB/s (Arrow bytes)",
                 s.rows,
-                seconds,
-                s.rows as f64 / seconds / 1e6,
-                s.bytes as f64 / seconds / 1e6
+                s.elapsed.as_secs_f64(),
+                s.rows_per_second() / 1e6,
+                s.mb_per_second()
             );
         }
         for note in &self.notes {
@@ -201,12 +200,11 @@ impl Report {
                 );
             }
             if let Some(s) = &self.stream {
-                let seconds = s.elapsed.as_secs_f64();
                 let _ = writeln!(
                     csv,
                     "stream lineitem,1,1,,,{:.0},{:.2}",
-                    s.rows as f64 / seconds,
-                    s.bytes as f64 / seconds / 1e6
+                    s.rows_per_second(),
+                    s.mb_per_second()
                 );
             }
             std::fs::write(&path, csv)?;
