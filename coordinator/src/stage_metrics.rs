@@ -72,6 +72,9 @@ fn visit_stage(name: String, root: &Arc<dyn ExecutionPlan>, out: &mut Vec<StageM
     }
 }
 
+/// Picks one of a task's totals.
+type TaskField = fn(&mut TaskMetrics) -> &mut usize;
+
 /// Adds the metrics of every node of one stage; collects the stages below its boundaries.
 fn walk(
     node: &Arc<dyn ExecutionPlan>,
@@ -79,7 +82,7 @@ fn walk(
     inputs: &mut Vec<(String, Arc<dyn ExecutionPlan>, usize)>,
 ) {
     let metrics = node.metrics().unwrap_or_default();
-    let fields: [(&str, fn(&mut TaskMetrics) -> &mut usize); 5] = [
+    let fields: [(&str, TaskField); 5] = [
         ("elapsed_compute", |t| &mut t.compute_nanos),
         ("spilled_bytes", |t| &mut t.spilled_bytes),
         ("spill_count", |t| &mut t.spill_count),
