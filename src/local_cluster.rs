@@ -11,6 +11,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// How long `start` waits for every executor to register.
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `shutdown` lets each node drain before aborting it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Resolves when `sender` says so (or is dropped).
@@ -90,12 +95,19 @@ impl LocalCluster {
                 }
             }));
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + REGISTRATION_TIMEOUT;
         while probe.live_executors() < executors {
             if Instant::now() > deadline {
+                let registered = probe.live_executors();
+                let cluster = Self {
+                    url: String::new(),
+                    stop,
+                    tasks,
+                };
+                cluster.shutdown().await;
                 return Err(format!(
-                    "only {} of {executors} executors registered within 30 s",
-                    probe.live_executors()
+                    "only {registered} of {executors} executors registered within {} s",
+                    REGISTRATION_TIMEOUT.as_secs()
                 )
                 .into());
             }
@@ -108,11 +120,16 @@ impl LocalCluster {
         })
     }
 
-    /// Stops every node and waits for them to finish.
+    /// Stops every node: each gets a grace period to drain its connections, then is aborted so
+    /// that nothing of this cluster keeps serving on an address a later cluster may reuse.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        for mut task in self.tasks {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
+                tracing::warn!("a node did not stop within its grace period; aborting it");
+                task.abort();
+                let _ = task.await;
+            }
         }
     }
 }

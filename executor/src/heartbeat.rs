@@ -13,6 +13,9 @@ use tracing::{debug, info, warn};
 /// How often an executor says it is alive; the coordinator suspects it after a few misses.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Every how many failed registration attempts a warning is logged.
+const REGISTRATION_WARN_EVERY: u64 = 4;
+
 /// Registers (retrying until the coordinator answers), then heartbeats until `shutdown`.
 /// Re-registers whenever the coordinator does not know this executor (after a restart).
 pub async fn run(
@@ -29,6 +32,7 @@ pub async fn run(
         labels,
     };
     let mut executor_id: Option<ExecutorId> = None;
+    let mut failed_registrations: u64 = 0;
     loop {
         let step = async {
             match executor_id {
@@ -45,7 +49,14 @@ pub async fn run(
                             executor_id = Some(r.executor_id);
                         }
                         Err(status) => {
-                            debug!(%coordinator, error = %status.message(), "registration failed; retrying")
+                            // The first failure is routine (the coordinator may still be
+                            // starting); a registration that keeps failing is worth a warning.
+                            failed_registrations += 1;
+                            if failed_registrations % REGISTRATION_WARN_EVERY == 0 {
+                                warn!(%coordinator, attempts = failed_registrations, code = ?status.code(), error = %status.message(), "registration keeps failing; retrying");
+                            } else {
+                                debug!(%coordinator, error = %status.message(), "registration failed; retrying");
+                            }
                         }
                     }
                 }

@@ -10,6 +10,7 @@ pub mod column_stats;
 pub mod error;
 pub mod executor_client;
 pub mod incoming;
+pub mod page_pruning;
 pub mod rpc;
 pub mod scan_predicate;
 pub mod shard_reader;

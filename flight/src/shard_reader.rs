@@ -10,8 +10,11 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt, stream};
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::file::metadata::PageIndexPolicy;
 
+use crate::page_pruning::rows_to_read;
 use crate::scan_predicate::{row_filter, row_groups_to_read};
 use crate::wire_types::cast_batch;
 
@@ -34,8 +37,8 @@ pub fn resolve(data_dir: &Path, relative: &str) -> Result<PathBuf> {
 }
 
 /// Streams the rows of `paths` (in order), projected to `projection` of `table_schema`,
-/// skipping row groups whose statistics rule out `predicate` (rows of the groups read are not
-/// filtered: the plan filters above the scan).
+/// skipping the row groups and pages whose statistics rule out `predicate` and decoding only
+/// the rows that match it (the plan filters again above the scan).
 pub fn read_local(
     data_dir: &Path,
     paths: Vec<String>,
@@ -77,9 +80,19 @@ async fn open_file(
     let handle = tokio::fs::File::open(&file).await.map_err(|e| {
         DataFusionError::Execution(format!("cannot open shard file {}: {e}", file.display()))
     })?;
-    let mut builder = ParquetRecordBatchStreamBuilder::new(handle).await?;
+    // The page index is only worth its extra read when a predicate can use it.
+    let page_index = match &predicate {
+        Some(_) => PageIndexPolicy::Optional,
+        None => PageIndexPolicy::Skip,
+    };
+    let options = ArrowReaderOptions::new().with_page_index_policy(page_index);
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_options(handle, options).await?;
     if let Some(predicate) = &predicate {
         let row_groups = row_groups_to_read(builder.metadata(), &table_schema, predicate);
+        if let Some(rows) = rows_to_read(builder.metadata(), &table_schema, &row_groups, predicate)
+        {
+            builder = builder.with_row_selection(rows);
+        }
         builder = builder.with_row_groups(row_groups);
         if let Some(filter) = row_filter(predicate, &table_schema, builder.parquet_schema()) {
             builder = builder.with_row_filter(filter);

@@ -2,7 +2,7 @@
 //! gRPC status codes.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
@@ -27,6 +27,20 @@ pub async fn within<T>(seconds: u64, what: &str, f: impl Future<Output = T>) -> 
         .unwrap_or_else(|_| panic!("{what} did not finish within {seconds} s"))
 }
 
+/// Routes the nodes' logs (warnings by default, `SHOAL_LOG` to change) into libtest's
+/// captured output, so a failing test shows what its cluster said.
+pub fn init_tracing() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
 pub struct TestCluster {
     pub cluster: Option<LocalCluster>,
     pub dir: TempDir,
@@ -39,9 +53,10 @@ impl TestCluster {
     }
 
     pub async fn start_with(options: LocalClusterOptions) -> Self {
+        init_tracing();
         let dir = tempfile::tempdir().expect("temp dir");
         let cluster = within(
-            60,
+            90,
             "cluster start",
             LocalCluster::start(dir.path(), &options),
         )
