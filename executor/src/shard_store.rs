@@ -10,14 +10,23 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-/// Rows per Parquet row group in shard files.
-pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 use shoal_flight::column_stats::ColumnStatsBuilder;
 use shoal_flight::rpc::WriteShardResponse;
 use shoal_flight::shard_reader::resolve;
 use shoal_flight::wire_types::cast_batch;
 
 use crate::error::ExecutorError;
+
+/// Rows per Parquet row group in shard files.
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Most rows per data page: the page index then narrows a point lookup to a few thousand rows
+/// of each column rather than the writer's default of 20,000.
+pub const PAGE_ROWS: usize = 8 * 1024;
+/// Largest dictionary per column chunk before the writer falls back to plain encoding. A
+/// lookup decompresses the dictionary of every column it reads, so a column with too many
+/// distinct values for a small dictionary is better stored plain (the default limit of 1 MiB
+/// made each lookup decompress megabytes of dictionaries).
+pub const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
 
 /// Shard files under `<data_dir>/shards/`.
 #[derive(Debug, Clone)]
@@ -74,10 +83,13 @@ impl ShardStore {
         let mut rows = 0u64;
         let file = std::fs::File::create(&tmp)?;
         // Row groups of 64Ki rows: small enough that min/max statistics let a point lookup
-        // skip most of a shard file, large enough to keep the footer small.
+        // skip most of a shard file, large enough to keep the footer small. Pages of 8Ki rows
+        // bound what a lookup decompresses within the row group it reads.
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_data_page_row_count_limit(PAGE_ROWS)
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
             .build();
         let mut writer = ArrowWriter::try_new(file, Arc::clone(schema), Some(props))?;
         for batch in batches {
