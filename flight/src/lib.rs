@@ -9,6 +9,7 @@ pub mod arrow_codec;
 pub mod column_stats;
 pub mod error;
 pub mod executor_client;
+pub mod footer_cache;
 pub mod incoming;
 pub mod page_pruning;
 pub mod rpc;

@@ -10,10 +10,9 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt, stream};
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
-use parquet::file::metadata::PageIndexPolicy;
 
+use crate::footer_cache::footer;
 use crate::page_pruning::rows_to_read;
 use crate::scan_predicate::{row_filter, row_groups_to_read};
 use crate::wire_types::cast_batch;
@@ -77,16 +76,11 @@ async fn open_file(
     table_schema: SchemaRef,
     predicate: Option<Arc<dyn PhysicalExpr>>,
 ) -> Result<impl futures::Stream<Item = Result<RecordBatch>>> {
-    let handle = tokio::fs::File::open(&file).await.map_err(|e| {
+    let mut handle = tokio::fs::File::open(&file).await.map_err(|e| {
         DataFusionError::Execution(format!("cannot open shard file {}: {e}", file.display()))
     })?;
-    // The page index is only worth its extra read when a predicate can use it.
-    let page_index = match &predicate {
-        Some(_) => PageIndexPolicy::Optional,
-        None => PageIndexPolicy::Skip,
-    };
-    let options = ArrowReaderOptions::new().with_page_index_policy(page_index);
-    let mut builder = ParquetRecordBatchStreamBuilder::new_with_options(handle, options).await?;
+    let footer = footer(&file, &mut handle).await?;
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(handle, footer);
     if let Some(predicate) = &predicate {
         let row_groups = row_groups_to_read(builder.metadata(), &table_schema, predicate);
         if let Some(rows) = rows_to_read(builder.metadata(), &table_schema, &row_groups, predicate)
