@@ -125,7 +125,10 @@ impl LocalCluster {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for mut task in self.tasks {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
                 tracing::warn!("a node did not stop within its grace period; aborting it");
                 task.abort();
                 let _ = task.await;

@@ -12,11 +12,6 @@ use shoal_executor::{ByteSize, ExecutorConfig, MemoryConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-// Query execution allocates and frees large buffers at a high rate; glibc's malloc hands them
-// back to the kernel and faults them in again on every query, mimalloc keeps them.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "shoal",

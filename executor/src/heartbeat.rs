@@ -52,7 +52,7 @@ pub async fn run(
                             // The first failure is routine (the coordinator may still be
                             // starting); a registration that keeps failing is worth a warning.
                             failed_registrations += 1;
-                            if failed_registrations % REGISTRATION_WARN_EVERY == 0 {
+                            if failed_registrations.is_multiple_of(REGISTRATION_WARN_EVERY) {
                                 warn!(%coordinator, attempts = failed_registrations, code = ?status.code(), error = %status.message(), "registration keeps failing; retrying");
                             } else {
                                 debug!(%coordinator, error = %status.message(), "registration failed; retrying");

@@ -97,6 +97,16 @@ pub async fn action<Req: Serialize, Resp: DeserializeOwned>(
     tokio::time::timeout(CONTROL_TIMEOUT, call)
         .await
         .map_err(|_| Status::deadline_exceeded(format!("{kind} to {address} timed out")))?
+        .inspect_err(|status| forget_if_broken(address, status))
+}
+
+/// A channel whose transport failed can stay failed ("Service was not ready") even after a
+/// server listens on its address again (a restarted node, or a port reused by a new one), so
+/// callers that retry get a fresh dial instead of the same error forever.
+fn forget_if_broken(address: &str, status: &Status) {
+    if is_transport_failure(status) {
+        forget(address);
+    }
 }
 
 /// Streams `batches` to the executor at `address`, which writes them as one durable Parquet file.
@@ -156,9 +166,8 @@ pub async fn scan_shard(
     let ticket = Ticket::new(Bytes::from(rpc::encode(rpc::SCAN_TICKET_PREFIX, request)));
     let response = tokio::time::timeout(SCAN_START_TIMEOUT, client.do_get(ticket))
         .await
-        .map_err(|_| {
-            Status::deadline_exceeded(format!("scan on {address} did not start in time"))
-        })??
+        .map_err(|_| Status::deadline_exceeded(format!("scan on {address} did not start in time")))?
+        .inspect_err(|status| forget_if_broken(address, status))?
         .into_inner();
     let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
         response.map_err(FlightError::from),

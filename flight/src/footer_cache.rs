@@ -36,14 +36,22 @@ fn footers() -> &'static Mutex<Footers> {
 }
 
 /// The footer of the file at `path` (open as `reader`), from the cache or read and cached.
-pub async fn footer<R: AsyncFileReader>(path: &Path, reader: &mut R) -> Result<ArrowReaderMetadata> {
+pub async fn footer<R: AsyncFileReader>(
+    path: &Path,
+    reader: &mut R,
+) -> Result<ArrowReaderMetadata> {
     let stat = std::fs::metadata(path)?;
     let version = FileVersion {
         path: path.to_path_buf(),
         len: stat.len(),
         modified: stat.modified().ok(),
     };
-    if let Some(found) = footers().lock().expect("not poisoned").entries.get(&version) {
+    if let Some(found) = footers()
+        .lock()
+        .expect("not poisoned")
+        .entries
+        .get(&version)
+    {
         return Ok(found.clone());
     }
     let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
@@ -97,7 +105,10 @@ mod tests {
         let first = read(&path).await;
         let again = read(&path).await;
         assert!(Arc::ptr_eq(first.metadata(), again.metadata()));
-        assert!(first.metadata().column_index().is_some(), "page index loaded");
+        assert!(
+            first.metadata().column_index().is_some(),
+            "page index loaded"
+        );
 
         write(&path, 20);
         let rewritten = read(&path).await;

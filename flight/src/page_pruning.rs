@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::datasource::physical_plan::parquet::{
-    ParquetAccessPlan, ParquetFileMetrics, PagePruningAccessPlanFilter,
+    PagePruningAccessPlanFilter, ParquetAccessPlan, ParquetFileMetrics,
 };
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::utils::{collect_columns, conjunction, split_conjunction};
@@ -101,7 +101,8 @@ mod tests {
             .set_write_batch_size(PAGE_ROWS)
             .build();
         let mut buffer = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut buffer, Arc::clone(&schema), Some(props)).unwrap();
+        let mut writer =
+            ArrowWriter::try_new(&mut buffer, Arc::clone(&schema), Some(props)).unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
         let metadata = ParquetMetaDataReader::new()
@@ -111,7 +112,11 @@ mod tests {
         (schema, metadata)
     }
 
-    fn equals(schema: &SchemaRef, column: &str, value: Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
+    fn equals(
+        schema: &SchemaRef,
+        column: &str,
+        value: Arc<dyn PhysicalExpr>,
+    ) -> Arc<dyn PhysicalExpr> {
         binary(col(column, schema).unwrap(), Operator::Eq, value, schema).unwrap()
     }
 
@@ -126,8 +131,18 @@ mod tests {
     #[test]
     fn a_range_reads_the_pages_it_overlaps() {
         let (schema, metadata) = file();
-        let from = binary(col("k", &schema).unwrap(), Operator::GtEq, lit(2_500i64), &schema);
-        let to = binary(col("k", &schema).unwrap(), Operator::Lt, lit(4_500i64), &schema);
+        let from = binary(
+            col("k", &schema).unwrap(),
+            Operator::GtEq,
+            lit(2_500i64),
+            &schema,
+        );
+        let to = binary(
+            col("k", &schema).unwrap(),
+            Operator::Lt,
+            lit(4_500i64),
+            &schema,
+        );
         let predicate = conjunction([from.unwrap(), to.unwrap()]);
         let rows = rows_to_read(&metadata, &schema, &[0], &predicate).expect("pages pruned");
         assert_eq!(rows.row_count(), 3 * PAGE_ROWS);
