@@ -8,7 +8,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::Result;
 use parquet::file::metadata::PageIndexPolicy;
 
@@ -35,12 +34,10 @@ fn footers() -> &'static Mutex<Footers> {
     FOOTERS.get_or_init(Default::default)
 }
 
-/// The footer of the file at `path` (open as `reader`), from the cache or read and cached.
-pub async fn footer<R: AsyncFileReader>(
-    path: &Path,
-    reader: &mut R,
-) -> Result<ArrowReaderMetadata> {
-    let stat = std::fs::metadata(path)?;
+/// The footer of the file at `path` (open as `file`), from the cache or read and cached. The
+/// version comes from the open file, so it is the one the reader will read.
+pub async fn footer(path: &Path, file: &mut tokio::fs::File) -> Result<ArrowReaderMetadata> {
+    let stat = file.metadata().await?;
     let version = FileVersion {
         path: path.to_path_buf(),
         len: stat.len(),
@@ -55,7 +52,7 @@ pub async fn footer<R: AsyncFileReader>(
         return Ok(found.clone());
     }
     let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-    let metadata = ArrowReaderMetadata::load_async(reader, options).await?;
+    let metadata = ArrowReaderMetadata::load_async(file, options).await?;
     let mut footers = footers().lock().expect("not poisoned");
     if footers
         .entries
