@@ -11,6 +11,8 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::errors::Result;
 use parquet::file::metadata::PageIndexPolicy;
 
+use crate::local_parquet_file::LocalParquetFile;
+
 /// Footers kept; the oldest is dropped beyond this (a footer is a few KiB to a few hundred).
 const CAPACITY: usize = 4096;
 
@@ -36,12 +38,11 @@ fn footers() -> &'static Mutex<Footers> {
 
 /// The footer of the file at `path` (open as `file`), from the cache or read and cached. The
 /// version comes from the open file, so it is the one the reader will read.
-pub async fn footer(path: &Path, file: &mut tokio::fs::File) -> Result<ArrowReaderMetadata> {
-    let stat = file.metadata().await?;
+pub async fn footer(path: &Path, file: &mut LocalParquetFile) -> Result<ArrowReaderMetadata> {
     let version = FileVersion {
         path: path.to_path_buf(),
-        len: stat.len(),
-        modified: stat.modified().ok(),
+        len: file.len(),
+        modified: file.modified(),
     };
     if let Some(found) = footers()
         .lock()
@@ -90,7 +91,7 @@ mod tests {
     }
 
     async fn read(path: &Path) -> ArrowReaderMetadata {
-        let mut file = tokio::fs::File::open(path).await.unwrap();
+        let mut file = LocalParquetFile::open(path).await.unwrap();
         footer(path, &mut file).await.unwrap()
     }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod executor_client;
 pub mod footer_cache;
 pub mod incoming;
+pub mod local_parquet_file;
 pub mod page_pruning;
 pub mod rpc;
 pub mod scan_predicate;

@@ -13,6 +13,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 
 use crate::footer_cache::footer;
+use crate::local_parquet_file::LocalParquetFile;
 use crate::page_pruning::rows_to_read;
 use crate::scan_predicate::{row_filter, row_groups_to_read};
 use crate::wire_types::cast_batch;
@@ -81,7 +82,7 @@ async fn open_file(
     table_schema: SchemaRef,
     predicate: Option<Arc<dyn PhysicalExpr>>,
 ) -> Result<impl futures::Stream<Item = Result<RecordBatch>>> {
-    let mut handle = tokio::fs::File::open(&file).await.map_err(|e| {
+    let mut handle = LocalParquetFile::open(&file).await.map_err(|e| {
         DataFusionError::Execution(format!("cannot open shard file {}: {e}", file.display()))
     })?;
     let footer = footer(&file, &mut handle).await?;
