@@ -67,6 +67,8 @@ impl LocalCluster {
         let config = CoordinatorConfig {
             node_id: 1,
             data_dir: data_dir.join("coordinator"),
+            // Every executor is in this process: compressing would cost CPU and save nothing.
+            shuffle_compression: None,
         };
         let coordinator = Coordinator::open(config, raft_listener).await?;
         let probe = coordinator.clone();

@@ -51,6 +51,26 @@ struct CoordinatorArgs {
     /// Where the catalog lives
     #[arg(long, default_value = "./shoal-data/coordinator")]
     data_dir: PathBuf,
+    /// Compression of batches sent between executors: lz4, zstd or none (none suits
+    /// executors on one machine)
+    #[arg(long, default_value = "lz4", value_parser = parse_shuffle_compression)]
+    shuffle_compression: ShuffleCompression,
+}
+
+/// `--shuffle-compression`, parsed.
+#[derive(Clone, Copy)]
+struct ShuffleCompression(Option<arrow::ipc::CompressionType>);
+
+fn parse_shuffle_compression(value: &str) -> Result<ShuffleCompression, String> {
+    use arrow::ipc::CompressionType;
+    match value {
+        "lz4" => Ok(ShuffleCompression(Some(CompressionType::LZ4_FRAME))),
+        "zstd" => Ok(ShuffleCompression(Some(CompressionType::ZSTD))),
+        "none" => Ok(ShuffleCompression(None)),
+        other => Err(format!(
+            "unknown compression '{other}'; use lz4, zstd or none"
+        )),
+    }
 }
 
 #[derive(clap::Args)]
@@ -128,6 +148,7 @@ async fn run(command: Command) -> Result<(), Error> {
             let config = CoordinatorConfig {
                 node_id: args.node_id,
                 data_dir: args.data_dir,
+                shuffle_compression: args.shuffle_compression.0,
             };
             let coordinator = Coordinator::open(config, raft_listener).await?;
             eprintln!("Flight SQL: grpc://{}", listener.local_addr()?);

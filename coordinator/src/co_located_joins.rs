@@ -48,7 +48,7 @@ impl PhysicalOptimizerRule for CoLocatedJoins {
 }
 
 /// Both inputs hash-partitioned on their side of the join keys, into the same partition count.
-fn co_partitioned(join: &HashJoinExec) -> bool {
+pub(crate) fn co_partitioned(join: &HashJoinExec) -> bool {
     let (left, right) = (join.left(), join.right());
     let (Partitioning::Hash(_, l), Partitioning::Hash(_, r)) =
         (left.output_partitioning(), right.output_partitioning())

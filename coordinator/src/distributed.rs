@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow::ipc::CompressionType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, Result, exec_err};
 use datafusion::execution::SessionStateBuilder;
@@ -42,6 +43,7 @@ impl WorkerResolver for LiveExecutors {
 pub fn distributed_session(
     builder: SessionStateBuilder,
     executor_addresses: &[String],
+    shuffle_compression: Option<CompressionType>,
 ) -> Result<SessionStateBuilder> {
     let urls = executor_addresses
         .iter()
@@ -50,13 +52,14 @@ pub fn distributed_session(
                 .map_err(|e| DataFusionError::Internal(format!("bad executor address {a}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(builder
+    builder
         .with_distributed_worker_resolver(LiveExecutors { urls })
         .with_distributed_planner()
         .with_distributed_user_codec(ShardScanCodec)
         .with_distributed_desired_task_count_handler(desired_task_count)
         .with_distributed_scale_up_leaf_node_handler(scale_up_shard_scan)
-        .with_distributed_route_tasks_handler(route_tasks))
+        .with_distributed_route_tasks_handler(route_tasks)
+        .with_distributed_compression(shuffle_compression)
 }
 
 /// The executor that should read a partition: the first (live-first) owner of its files.

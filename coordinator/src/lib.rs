@@ -1,6 +1,7 @@
 //! shoal-coordinator: the Flight SQL front door, the planner that sends plan fragments to the
 //! executors holding the shards, and the write path that commits new shards through Raft.
 
+pub mod broadcast_joins;
 pub mod bucketing;
 pub mod catalog_provider;
 pub mod cluster;

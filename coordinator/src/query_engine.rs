@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::ipc::CompressionType;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, TableReference, plan_err};
 use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
@@ -30,6 +31,7 @@ use shoal_flight::wire_types::plain_schema;
 use tonic::Code;
 use tracing::info;
 
+use crate::broadcast_joins::BroadcastJoins;
 use crate::catalog_provider::{SHOAL_CATALOG, SHOAL_SCHEMA, ShoalCatalogProvider};
 use crate::cluster::Cluster;
 use crate::co_located_joins::CoLocatedJoins;
@@ -69,11 +71,20 @@ impl QueryOutput {
 pub struct QueryEngine {
     cluster: Arc<Cluster>,
     runtime: Arc<RuntimeEnv>,
+    shuffle_compression: Option<CompressionType>,
 }
 
 impl QueryEngine {
-    pub fn new(cluster: Arc<Cluster>, runtime: Arc<RuntimeEnv>) -> Self {
-        Self { cluster, runtime }
+    pub fn new(
+        cluster: Arc<Cluster>,
+        runtime: Arc<RuntimeEnv>,
+        shuffle_compression: Option<CompressionType>,
+    ) -> Self {
+        Self {
+            cluster,
+            runtime,
+            shuffle_compression,
+        }
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {
@@ -85,7 +96,12 @@ impl QueryEngine {
         let state = self.cluster.catalog.state();
         let live = self.cluster.executors.live(&state);
         let addresses: Vec<String> = live.iter().map(|e| e.address.clone()).collect();
-        let session_state = distributed_session(self.state_builder(), &addresses)?.build();
+        let session_state = distributed_session(
+            self.state_builder(addresses.len()),
+            &addresses,
+            self.shuffle_compression,
+        )?
+        .build();
         let ctx = SessionContext::new_with_state(session_state);
         let live_ids: HashSet<u64> = live.iter().map(|e| e.id).collect();
         ctx.register_catalog(
@@ -99,7 +115,8 @@ impl QueryEngine {
         Ok(ctx)
     }
 
-    fn state_builder(&self) -> SessionStateBuilder {
+    /// A session builder for plans that run on `executors` executors.
+    fn state_builder(&self, executors: usize) -> SessionStateBuilder {
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(SHOAL_CATALOG, SHOAL_SCHEMA)
             .with_create_default_catalog_and_schema(false)
@@ -115,7 +132,7 @@ impl QueryEngine {
         SessionStateBuilder::new()
             .with_default_features()
             .with_config(config)
-            .with_physical_optimizer_rules(physical_optimizer_rules())
+            .with_physical_optimizer_rules(physical_optimizer_rules(executors))
             .with_runtime_env(Arc::clone(&self.runtime))
     }
 
@@ -134,7 +151,7 @@ impl QueryEngine {
             })
         });
         if recursive {
-            self.state_builder().build()
+            self.state_builder(1).build()
         } else {
             distributed
         }
@@ -480,15 +497,17 @@ fn unstorable_type(data_type: &DataType) -> Option<&DataType> {
     }
 }
 
-/// DataFusion's physical optimizer rules with [`CoLocatedJoins`] right after `JoinSelection`,
-/// so that the distribution rules which follow see partition-wise joins.
-fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+/// DataFusion's physical optimizer rules with [`BroadcastJoins`] then [`CoLocatedJoins`] right
+/// after `JoinSelection`, so that the distribution rules which follow see the joins that
+/// broadcast and the ones that join partition by partition.
+fn physical_optimizer_rules(executors: usize) -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = PhysicalOptimizer::new().rules;
     let at = rules
         .iter()
         .position(|r| r.name() == "join_selection")
         .map_or(rules.len(), |i| i + 1);
     rules.insert(at, Arc::new(CoLocatedJoins));
+    rules.insert(at, Arc::new(BroadcastJoins::new(executors)));
     rules
 }
 

@@ -12,6 +12,8 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tracing::info;
 
+use arrow::ipc::CompressionType;
+
 use crate::cluster::Cluster;
 use crate::error::CoordinatorError;
 use crate::flight_sql_service::ShoalFlightSqlService;
@@ -23,6 +25,9 @@ pub struct CoordinatorConfig {
     pub node_id: u64,
     /// Where the catalog (Raft log and state) lives.
     pub data_dir: PathBuf,
+    /// How batches are compressed between executors (`None`: not at all, for executors that
+    /// share a machine, where compressing costs CPU and saves no network).
+    pub shuffle_compression: Option<CompressionType>,
 }
 
 /// A coordinator whose catalog is open and led; `serve` starts answering clients.
@@ -51,7 +56,7 @@ impl Coordinator {
                 .build()
                 .map_err(|e| std::io::Error::other(e.to_string()))?,
         );
-        let engine = QueryEngine::new(Arc::clone(&cluster), runtime);
+        let engine = QueryEngine::new(Arc::clone(&cluster), runtime, config.shuffle_compression);
         Ok(Self { cluster, engine })
     }
 
