@@ -4,6 +4,7 @@
 pub mod broadcast_joins;
 pub mod bucketing;
 pub mod catalog_provider;
+pub mod checked_scalar_subqueries;
 pub mod cluster;
 pub mod co_located_joins;
 pub mod control_actions;

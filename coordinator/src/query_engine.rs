@@ -11,6 +11,7 @@ use arrow::ipc::CompressionType;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, TableReference, plan_err};
 use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use datafusion::execution::FunctionRegistry;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SessionState, TaskContext};
@@ -27,12 +28,14 @@ use futures::StreamExt;
 use shoal_catalog::{Command, Response, TableDef};
 use shoal_flight::arrow_codec::encode_schema;
 use shoal_flight::error::coded;
+use shoal_flight::single_row_udf::single_row_udf;
 use shoal_flight::wire_types::plain_schema;
 use tonic::Code;
 use tracing::info;
 
 use crate::broadcast_joins::BroadcastJoins;
 use crate::catalog_provider::{SHOAL_CATALOG, SHOAL_SCHEMA, ShoalCatalogProvider};
+use crate::checked_scalar_subqueries::CheckedScalarSubqueries;
 use crate::cluster::Cluster;
 use crate::co_located_joins::CoLocatedJoins;
 use crate::copy_from::CopyFrom;
@@ -96,12 +99,14 @@ impl QueryEngine {
         let state = self.cluster.catalog.state();
         let live = self.cluster.executors.live(&state);
         let addresses: Vec<String> = live.iter().map(|e| e.address.clone()).collect();
-        let session_state = distributed_session(
-            self.state_builder(addresses.len()),
-            &addresses,
-            self.shuffle_compression,
-        )?
-        .build();
+        let session_state = with_shoal_functions(
+            distributed_session(
+                self.state_builder(addresses.len()),
+                &addresses,
+                self.shuffle_compression,
+            )?
+            .build(),
+        )?;
         let ctx = SessionContext::new_with_state(session_state);
         let live_ids: HashSet<u64> = live.iter().map(|e| e.id).collect();
         ctx.register_catalog(
@@ -132,6 +137,7 @@ impl QueryEngine {
         SessionStateBuilder::new()
             .with_default_features()
             .with_config(config)
+            .with_analyzer_rule(Arc::new(CheckedScalarSubqueries))
             .with_physical_optimizer_rules(physical_optimizer_rules(executors))
             .with_runtime_env(Arc::clone(&self.runtime))
     }
@@ -151,7 +157,8 @@ impl QueryEngine {
             })
         });
         if recursive {
-            self.state_builder(1).build()
+            with_shoal_functions(self.state_builder(1).build())
+                .expect("registering a function into a new session cannot fail")
         } else {
             distributed
         }
@@ -495,6 +502,12 @@ fn unstorable_type(data_type: &DataType) -> Option<&DataType> {
         DataType::Map(f, _) => unstorable_type(f.data_type()),
         _ => None,
     }
+}
+
+/// `state` with the functions Shoal's own rewrites call (executors register them too).
+fn with_shoal_functions(mut state: SessionState) -> Result<SessionState> {
+    state.register_udf(single_row_udf())?;
+    Ok(state)
 }
 
 /// DataFusion's physical optimizer rules with [`BroadcastJoins`] then [`CoLocatedJoins`] right

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion_distributed::{DistributedExt, Worker, WorkerQueryContext, WorkerSessionBuilder};
+use shoal_flight::single_row_udf::single_row_udf;
 use shoal_flight::{LocalShardStore, ShardScanCodec};
 
 use tonic::transport::Server;
@@ -30,7 +31,10 @@ impl WorkerSessionBuilder for ShoalWorkerSession {
             .config()
             .get_or_insert_default()
             .set_extension(Arc::clone(&self.store));
-        Ok(builder.build())
+        let mut state = builder.build();
+        // Functions the coordinator's rewrites put into plans.
+        state.register_udf(single_row_udf())?;
+        Ok(state)
     }
 }
 
