@@ -7,7 +7,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, Result};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use shoal_flight::column_stats::ColumnStatsBuilder;
@@ -84,9 +84,11 @@ impl ShardStore {
         let file = std::fs::File::create(&tmp)?;
         // Row groups of 64Ki rows: small enough that min/max statistics let a point lookup
         // skip most of a shard file, large enough to keep the footer small. Pages of 8Ki rows
-        // bound what a lookup decompresses within the row group it reads.
+        // bound what a lookup decompresses within the row group it reads. Snappy rather than
+        // zstd: zstd's decompression was a third of a scan's CPU and half of a lookup's
+        // decoding; snappy decompresses several times faster for somewhat larger files.
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_data_page_row_count_limit(PAGE_ROWS)
             .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
