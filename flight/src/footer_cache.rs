@@ -41,7 +41,7 @@ fn footers() -> &'static Mutex<Footers> {
 pub async fn footer(path: &Path, file: &mut LocalParquetFile) -> Result<ArrowReaderMetadata> {
     let version = FileVersion {
         path: path.to_path_buf(),
-        len: file.len(),
+        len: file.size(),
         modified: file.modified(),
     };
     if let Some(found) = footers()

@@ -21,7 +21,7 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 /// An open shard file, with the length and modification time of what was opened.
 pub struct LocalParquetFile {
     file: Arc<std::fs::File>,
-    len: u64,
+    size: u64,
     modified: Option<SystemTime>,
 }
 
@@ -33,7 +33,7 @@ impl LocalParquetFile {
             let stat = file.metadata()?;
             Ok(Self {
                 file: Arc::new(file),
-                len: stat.len(),
+                size: stat.len(),
                 modified: stat.modified().ok(),
             })
         })
@@ -41,12 +41,9 @@ impl LocalParquetFile {
         .map_err(std::io::Error::other)?
     }
 
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    /// The file's length in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
     }
 
     pub fn modified(&self) -> Option<SystemTime> {
@@ -98,10 +95,10 @@ impl AsyncFileReader for LocalParquetFile {
         options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, Result<Arc<ParquetMetaData>>> {
         async move {
-            let len = self.len;
+            let size = self.size;
             let metadata = ParquetMetaDataReader::new()
                 .with_arrow_reader_options(options)
-                .load_and_finish(&mut *self, len)
+                .load_and_finish(&mut *self, size)
                 .await?;
             Ok(Arc::new(metadata))
         }
@@ -123,7 +120,7 @@ mod tests {
             .write_all(b"0123456789")
             .unwrap();
         let mut file = LocalParquetFile::open(&path).await.unwrap();
-        assert_eq!(file.len(), 10);
+        assert_eq!(file.size(), 10);
         let parts = file.get_byte_ranges(vec![2..4, 7..10, 5..5]).await.unwrap();
         assert_eq!(parts, vec![&b"23"[..], &b"789"[..], &b""[..]]);
         assert_eq!(file.get_bytes(0..3).await.unwrap(), &b"012"[..]);

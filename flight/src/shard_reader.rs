@@ -90,18 +90,18 @@ async fn open_file(
     if let Some(predicate) = &predicate {
         let row_groups = row_groups_to_read(builder.metadata(), &table_schema, predicate);
         let pages = rows_to_read(builder.metadata(), &table_schema, &row_groups, predicate);
-        let rows_in_groups: usize = row_groups
-            .iter()
-            .map(|i| builder.metadata().row_group(*i).num_rows() as usize)
-            .sum();
         // Filtering rows inside the reader pays only when few rows match and they lie
         // together: then the selection is a few long runs. Where the page index could not
         // narrow the read (the predicate is on an unsorted column), matches are scattered and
         // decoding around them costs more than it saves (TPC-H Q1 and Q6 ran 1.4x slower), so
         // the plan's filter above the scan does the work, as in DataFusion's default.
-        let selective = pages
-            .as_ref()
-            .is_some_and(|rows| rows.row_count() * SELECTIVE_FRACTION <= rows_in_groups);
+        let selective = pages.as_ref().is_some_and(|rows| {
+            let in_groups: i64 = row_groups
+                .iter()
+                .map(|i| builder.metadata().row_group(*i).num_rows())
+                .sum();
+            (rows.row_count() * SELECTIVE_FRACTION) as i64 <= in_groups
+        });
         if let Some(rows) = pages {
             builder = builder.with_row_selection(rows);
         }
