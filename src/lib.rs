@@ -2,6 +2,7 @@
 //! library: the SQL client, the in-process cluster behind `shoal demo` and the tests, and the
 //! TPC-H data generator.
 
+pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod demo;

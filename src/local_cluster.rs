@@ -64,12 +64,9 @@ impl LocalCluster {
         let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let address = listener.local_addr()?;
         let raft_listener = TcpListener::bind("127.0.0.1:0").await?;
-        let config = CoordinatorConfig {
-            node_id: 1,
-            data_dir: data_dir.join("coordinator"),
-            // Every executor is in this process: compressing would cost CPU and save nothing.
-            shuffle_compression: None,
-        };
+        // Every executor is in this process: shuffles stay uncompressed (compressing would
+        // cost CPU and save nothing).
+        let config = CoordinatorConfig::single(1, data_dir.join("coordinator"));
         let coordinator = Coordinator::open(config, raft_listener).await?;
         let probe = coordinator.clone();
         let mut tasks = vec![tokio::spawn({
@@ -85,7 +82,7 @@ impl LocalCluster {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             let config = ExecutorConfig {
                 data_dir: executor_dir(data_dir, i),
-                coordinator: coordinator_url.clone(),
+                coordinators: vec![coordinator_url.clone()],
                 advertise_address: None,
                 labels: Default::default(),
                 memory: options.executor_memory.clone(),

@@ -1,4 +1,4 @@
-//! The `shoal` command: `demo`, `coordinator`, `executor` and `sql`.
+//! The `shoal` command: `demo`, `coordinator`, `executor`, `sql`, `bench` and `admin`.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use shoal::local_cluster::{Error, shutdown_signal};
-use shoal_coordinator::{Coordinator, CoordinatorConfig};
+use shoal_coordinator::{Coordinator, CoordinatorConfig, Membership, RaftTiming};
 use shoal_executor::{ByteSize, ExecutorConfig, MemoryConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -35,6 +35,8 @@ enum Command {
     Sql(shoal::cli::SqlArgs),
     /// Benchmarks: `shoal bench tpch --scale 1`
     Bench(shoal::bench::BenchArgs),
+    /// Cluster administration: status, add or remove a coordinator
+    Admin(shoal::admin::AdminArgs),
 }
 
 #[derive(clap::Args)]
@@ -48,6 +50,29 @@ struct CoordinatorArgs {
     /// Raft node id (unique per coordinator, never reused)
     #[arg(long, default_value_t = 1)]
     node_id: u64,
+    /// The voters of a new multi-coordinator cluster, this one included:
+    /// `1=host:port,2=host:port,3=host:port` (Raft addresses). Without it (and without
+    /// --join) the coordinator is a cluster of one
+    #[arg(long, value_delimiter = ',', value_parser = parse_peer, conflicts_with = "join")]
+    peers: Vec<(u64, String)>,
+    /// Join a running cluster through any of these Raft addresses; then add this node with
+    /// `shoal admin add-coordinator`
+    #[arg(long, value_delimiter = ',')]
+    join: Vec<String>,
+    /// Flight address clients and executors use for this coordinator
+    /// (default: http://<listen address>)
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Raft address the other coordinators use for this one (default: its --peers entry or
+    /// the --raft-listen address)
+    #[arg(long)]
+    raft_advertise: Option<String>,
+    /// Raft heartbeat interval in milliseconds
+    #[arg(long, default_value_t = RaftTiming::default().heartbeat_ms)]
+    raft_heartbeat_ms: u64,
+    /// Raft election timeout range in milliseconds, MIN-MAX; keep MIN several heartbeats long
+    #[arg(long, default_value = "1000-2000", value_parser = parse_range)]
+    raft_election_ms: (u64, u64),
     /// Where the catalog lives
     #[arg(long, default_value = "./shoal-data/coordinator")]
     data_dir: PathBuf,
@@ -81,9 +106,9 @@ struct ExecutorArgs {
     /// Address other nodes use to reach this executor (default: http://<listen address>)
     #[arg(long)]
     advertise: Option<String>,
-    /// Flight address of the coordinator to register with
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    coordinator: String,
+    /// Flight addresses of the coordinators, comma-separated (others are discovered)
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:50051")]
+    coordinator: Vec<String>,
     /// Where shard files live
     #[arg(long, default_value = "./shoal-data/executor")]
     data_dir: PathBuf,
@@ -96,6 +121,27 @@ struct ExecutorArgs {
     /// Fail queries that outgrow --memory-limit instead of spilling to <data-dir>/spill
     #[arg(long)]
     no_spill: bool,
+}
+
+fn parse_peer(s: &str) -> Result<(u64, String), String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("peer '{s}' is not id=host:port"))?;
+    let id = id
+        .trim()
+        .parse()
+        .map_err(|_| format!("peer '{s}': '{id}' is not a node id"))?;
+    Ok((id, addr.trim().to_string()))
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let parsed = s
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+    match parsed {
+        Some((min, max)) if min < max => Ok((min, max)),
+        _ => Err(format!("'{s}' is not MIN-MAX milliseconds with MIN < MAX")),
+    }
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -131,7 +177,7 @@ fn main() -> ExitCode {
 fn default_log_filter(command: &Command) -> &'static str {
     match command {
         // Keep the prompt clean; servers log their progress.
-        Command::Demo(_) | Command::Sql(_) | Command::Bench(_) => "warn",
+        Command::Demo(_) | Command::Sql(_) | Command::Bench(_) | Command::Admin(_) => "warn",
         // openraft narrates every term and snapshot at info.
         Command::Coordinator(_) | Command::Executor(_) => "info,openraft=warn",
     }
@@ -142,13 +188,33 @@ async fn run(command: Command) -> Result<(), Error> {
         Command::Demo(args) => shoal::demo::run(args).await,
         Command::Sql(args) => shoal::cli::run(args).await,
         Command::Bench(args) => shoal::bench::run(args).await,
+        Command::Admin(args) => shoal::admin::run(args).await,
         Command::Coordinator(args) => {
             let listener = TcpListener::bind(&args.listen).await?;
             let raft_listener = TcpListener::bind(&args.raft_listen).await?;
+            let membership = if !args.join.is_empty() {
+                Membership::Join(args.join)
+            } else if !args.peers.is_empty() {
+                let members: BTreeMap<u64, String> = args.peers.iter().cloned().collect();
+                if members.len() != args.peers.len() {
+                    return Err("--peers names a node id twice".into());
+                }
+                Membership::Bootstrap(members)
+            } else {
+                Membership::Single
+            };
             let config = CoordinatorConfig {
                 node_id: args.node_id,
                 data_dir: args.data_dir,
                 shuffle_compression: args.shuffle_compression.0,
+                membership,
+                raft_advertise: args.raft_advertise,
+                flight_advertise: args.advertise,
+                raft_timing: RaftTiming {
+                    heartbeat_ms: args.raft_heartbeat_ms,
+                    election_min_ms: args.raft_election_ms.0,
+                    election_max_ms: args.raft_election_ms.1,
+                },
             };
             let coordinator = Coordinator::open(config, raft_listener).await?;
             eprintln!("Flight SQL: grpc://{}", listener.local_addr()?);
@@ -159,7 +225,7 @@ async fn run(command: Command) -> Result<(), Error> {
             let listener = TcpListener::bind(&args.listen).await?;
             let config = ExecutorConfig {
                 data_dir: args.data_dir,
-                coordinator: args.coordinator,
+                coordinators: args.coordinator,
                 advertise_address: args.advertise,
                 labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
                 memory: MemoryConfig {

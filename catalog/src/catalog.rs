@@ -9,21 +9,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use openraft::error::{ClientWriteError, Fatal, InitializeError, RaftError};
+use openraft::error::{Fatal, InitializeError, RaftError};
 use openraft::metrics::WaitError;
 use openraft::{BasicNode, Config, RaftMetrics, ServerState, SnapshotPolicy};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 
 use crate::error::CatalogError;
+use crate::leader;
 use crate::model::{Command, NodeId, Request, Response};
-use crate::network::{TcpNetworkFactory, forward_write};
-use crate::raft_service::{FORWARD_APPLY_TIMEOUT, serve_raft};
+use crate::network::{TcpNetworkFactory, call_peer, unexpected_response};
+use crate::raft_node::RaftNode;
+use crate::raft_service::serve_raft;
 use crate::state::CatalogState;
 use crate::storage::open_storage;
 use crate::type_config::CatalogRaft;
-use crate::wire::ForwardError;
+use crate::wire::{
+    ForwardError, ForwardedWrite, MembershipChange, NodeStatus, RpcRequest, RpcResponse,
+};
 
 /// How long `propose` keeps trying (elections, forwarding, commit) before giving up.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -31,6 +35,12 @@ const PROPOSE_TIMEOUT: Duration = Duration::from_secs(15);
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause between proposal attempts while there is no usable leader.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// How long connecting to a peer may take; a peer behind a network cut never answers.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long a forwarded request may take once the leader has it.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a membership change may take (it first copies the catalog to a new node).
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// How to run one catalog node.
 #[derive(Clone, Debug)]
@@ -46,6 +56,9 @@ pub struct CatalogConfig {
     pub election_max_ms: u64,
     /// Build a snapshot (and purge the log behind it) every this many applied entries.
     pub snapshot_every: u64,
+    /// A request that finds no working leader for this long fails with a retryable error,
+    /// so that a coordinator cut off from the majority refuses work quickly.
+    pub leaderless_timeout: Duration,
 }
 
 impl CatalogConfig {
@@ -64,7 +77,14 @@ impl CatalogConfig {
             election_min_ms: 1000,
             election_max_ms: 2000,
             snapshot_every: 1000,
+            leaderless_timeout: Duration::from_millis(1500),
         }
+    }
+
+    /// A leader that has not heard from a quorum for this long stops accepting work: by then
+    /// the others may have elected a new leader.
+    fn quorum_timeout(&self) -> Duration {
+        Duration::from_millis(self.election_min_ms)
     }
 
     fn raft_config(&self) -> Result<Config, CatalogError> {
@@ -99,17 +119,32 @@ struct Lane {
 }
 
 struct Inner {
-    node_id: NodeId,
+    node: RaftNode,
+    admit: watch::Sender<bool>,
     /// This node's advertised Raft `host:port`.
     raft_addr: String,
-    raft: CatalogRaft,
-    state_rx: watch::Receiver<Arc<CatalogState>>,
+    leaderless_timeout: Duration,
     /// Random per `Catalog` instance; lane client ids are `<instance>-<lane>`.
     instance_id: String,
     lanes_created: AtomicU64,
     idle_lanes: Mutex<Vec<Lane>>,
     server_stop: Mutex<Option<oneshot::Sender<()>>>,
     server: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Work only the leader can do.
+#[derive(Debug)]
+enum LeaderCall {
+    Write(Request),
+    ReadIndex,
+    Membership(MembershipChange),
+}
+
+#[derive(Debug)]
+enum LeaderAnswer {
+    Write(ForwardedWrite),
+    ReadIndex(u64),
+    Membership,
 }
 
 /// The catalog handle. Cheap to clone.
@@ -121,7 +156,7 @@ pub struct Catalog {
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Catalog")
-            .field("node_id", &self.inner.node_id)
+            .field("node_id", &self.inner.node.node_id)
             .field("applied_index", &self.applied_index())
             .finish()
     }
@@ -136,6 +171,31 @@ fn random_instance_id(node_id: NodeId) -> String {
     let a = RandomState::new().hash_one(nanos);
     let b = RandomState::new().hash_one((nanos, std::process::id()));
     format!("n{node_id}-{a:016x}{b:016x}")
+}
+
+/// Records the node id in `<data dir>/node_id` on first use and refuses a different one
+/// later: the Raft log and vote in a data dir belong to one node id only.
+fn check_node_id(config: &CatalogConfig) -> Result<(), CatalogError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let path = config.data_dir.join("node_id");
+    match std::fs::read_to_string(&path) {
+        Ok(stored) => {
+            let stored = stored.trim();
+            if stored != config.node_id.to_string() {
+                return Err(CatalogError::Misconfigured(format!(
+                    "{} belongs to coordinator {stored}, not {}; give each coordinator its own data dir",
+                    config.data_dir.display(),
+                    config.node_id
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&path, format!("{}\n", config.node_id))?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn fatal_to_error(e: Fatal<NodeId>) -> CatalogError {
@@ -153,6 +213,7 @@ impl Catalog {
         raft_listener: tokio::net::TcpListener,
     ) -> Result<Catalog, CatalogError> {
         let raft_config = Arc::new(config.raft_config()?);
+        check_node_id(&config)?;
         let (log_store, state_machine) = open_storage(&config.data_dir).await?;
         let state_rx = state_machine.subscribe();
         let raft = CatalogRaft::new(
@@ -165,16 +226,25 @@ impl Catalog {
         .await
         .map_err(fatal_to_error)?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve_raft(raft_listener, raft.clone(), async move {
+        let has_state = raft.is_initialized().await.map_err(fatal_to_error)?;
+        let (admit, admitted) = watch::channel(has_state);
+        let node = RaftNode {
+            node_id: config.node_id,
+            raft,
+            state_rx,
+            quorum_timeout: config.quorum_timeout(),
+            admitted,
+        };
+        let server = tokio::spawn(serve_raft(raft_listener, node.clone(), async move {
             let _ = stop_rx.await;
         }));
         tracing::info!(node_id = config.node_id, raft_addr = %config.raft_addr, data_dir = %config.data_dir.display(), "catalog opened");
         Ok(Catalog {
             inner: Arc::new(Inner {
-                node_id: config.node_id,
+                node,
+                admit,
                 raft_addr: config.raft_addr.clone(),
-                raft,
-                state_rx,
+                leaderless_timeout: config.leaderless_timeout,
                 instance_id: random_instance_id(config.node_id),
                 lanes_created: AtomicU64::new(0),
                 idle_lanes: Mutex::new(Vec::new()),
@@ -188,25 +258,14 @@ impl Catalog {
     /// (idempotent on restart), then waits until this node is leader.
     pub async fn bootstrap_single(&self) -> Result<(), CatalogError> {
         let addr = self.inner.raft_addr.clone();
-        self.initialize(BTreeMap::from([(self.inner.node_id, addr)]))
+        self.initialize(BTreeMap::from([(self.inner.node.node_id, addr)]))
             .await?;
-        let me = self.inner.node_id;
+        let me = self.inner.node.node_id;
         self.wait_metrics(LEADER_TIMEOUT, "this node is leader", move |m| {
             m.state == ServerState::Leader && m.current_leader == Some(me)
         })
         .await?;
         Ok(())
-    }
-
-    /// Initializes a cluster of `members` (node id -> Raft `host:port`) if this storage has
-    /// never been initialized, then waits until some node is leader and returns its id.
-    /// Call it on one node (calling it on every node with the same members is also safe).
-    pub async fn bootstrap_cluster(
-        &self,
-        members: BTreeMap<NodeId, String>,
-    ) -> Result<NodeId, CatalogError> {
-        self.initialize(members).await?;
-        self.wait_leader(LEADER_TIMEOUT).await
     }
 
     /// Waits until this node knows a leader and returns its id.
@@ -218,10 +277,33 @@ impl Catalog {
             .ok_or_else(|| CatalogError::Unavailable("no leader".into()))
     }
 
-    async fn initialize(&self, members: BTreeMap<NodeId, String>) -> Result<(), CatalogError> {
-        let raft = &self.inner.raft;
+    /// Whether this node's storage holds a vote or log (it belongs to a group).
+    pub(crate) async fn is_initialized(&self) -> Result<bool, CatalogError> {
+        self.inner
+            .node
+            .raft
+            .is_initialized()
+            .await
+            .map_err(fatal_to_error)
+    }
+
+    /// Lets this node take part in Raft (see `RaftNode::admitted`).
+    pub(crate) fn admit(&self) {
+        self.inner.admit.send_replace(true);
+    }
+
+    /// Creates the group of `members` if this node's storage is empty.
+    pub(crate) async fn initialize(
+        &self,
+        members: BTreeMap<NodeId, String>,
+    ) -> Result<(), CatalogError> {
+        self.admit();
+        let raft = &self.inner.node.raft;
         if raft.is_initialized().await.map_err(fatal_to_error)? {
-            tracing::info!(node_id = self.inner.node_id, "catalog already initialized");
+            tracing::info!(
+                node_id = self.inner.node.node_id,
+                "catalog already initialized"
+            );
             return Ok(());
         }
         let nodes: BTreeMap<NodeId, BasicNode> = members
@@ -230,12 +312,15 @@ impl Catalog {
             .collect();
         match raft.initialize(nodes).await {
             Ok(()) => {
-                tracing::info!(node_id = self.inner.node_id, "catalog cluster initialized");
+                tracing::info!(
+                    node_id = self.inner.node.node_id,
+                    "catalog cluster initialized"
+                );
                 Ok(())
             }
             // Someone (maybe a peer's bootstrap) got there first: that is the goal anyway.
             Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
-                tracing::info!(node_id = self.inner.node_id, reason = %e, "catalog initialize not needed");
+                tracing::info!(node_id = self.inner.node.node_id, reason = %e, "catalog initialize not needed");
                 Ok(())
             }
             Err(RaftError::APIError(e)) => Err(CatalogError::Raft(e.to_string())),
@@ -250,6 +335,7 @@ impl Catalog {
         cond: impl Fn(&RaftMetrics<NodeId, BasicNode>) -> bool + Send,
     ) -> Result<RaftMetrics<NodeId, BasicNode>, CatalogError> {
         self.inner
+            .node
             .raft
             .wait(Some(timeout))
             .metrics(cond, what)
@@ -325,89 +411,239 @@ impl Catalog {
         req: Request,
         deadline: Instant,
     ) -> Result<(u64, Response), CatalogError> {
-        let raft = &self.inner.raft;
+        match self.on_leader(LeaderCall::Write(req), deadline).await? {
+            LeaderAnswer::Write(w) => Ok((w.index, w.response)),
+            other => Err(CatalogError::Raft(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// The applied state, at least as new as every change acknowledged anywhere in the group
+    /// before this call (a linearizable read: the leader confirms it still leads, then this
+    /// node waits until it has applied as far as the leader had committed).
+    pub async fn linearizable_state(&self) -> Result<Arc<CatalogState>, CatalogError> {
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        let LeaderAnswer::ReadIndex(index) =
+            self.on_leader(LeaderCall::ReadIndex, deadline).await?
+        else {
+            return Err(CatalogError::Raft(
+                "unexpected answer to a read index".into(),
+            ));
+        };
+        self.wait_applied(
+            index,
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1)),
+        )
+        .await?;
+        Ok(self.state())
+    }
+
+    /// Adds a coordinator to the group: the leader copies the catalog to it (log or
+    /// snapshot), then makes it a voter. The new node must be running with `Formation::Join`.
+    /// Ids are never reused: a retired id is refused.
+    pub async fn add_coordinator(
+        &self,
+        node_id: NodeId,
+        raft_address: String,
+    ) -> Result<(), CatalogError> {
+        if self
+            .linearizable_state()
+            .await?
+            .coordinators
+            .get(&node_id)
+            .is_some_and(|c| c.retired)
+        {
+            return Err(crate::model::Rejection::CoordinatorRetired(node_id).into());
+        }
+        let change = MembershipChange::AddVoter {
+            node_id,
+            raft_address,
+        };
+        self.on_leader(
+            LeaderCall::Membership(change),
+            Instant::now() + MEMBERSHIP_TIMEOUT,
+        )
+        .await?;
+        tracing::info!(node_id, "coordinator added");
+        Ok(())
+    }
+
+    /// Removes a coordinator from the group and retires its id for good.
+    pub async fn remove_coordinator(&self, node_id: NodeId) -> Result<(), CatalogError> {
+        let change = MembershipChange::RemoveVoter { node_id };
+        self.on_leader(
+            LeaderCall::Membership(change),
+            Instant::now() + MEMBERSHIP_TIMEOUT,
+        )
+        .await?;
+        self.propose(Command::RetireCoordinator { node_id }).await?;
+        tracing::info!(node_id, "coordinator removed and retired");
+        Ok(())
+    }
+
+    /// This node's view of itself and of the group.
+    pub async fn status(&self) -> NodeStatus {
+        self.inner.node.status().await
+    }
+
+    /// Runs `call` on the leader: here if this node leads, else forwarded. Gives up with a
+    /// retryable error once no working leader was found for `leaderless_timeout`, or at once
+    /// when this node leads but lost its quorum.
+    async fn on_leader(
+        &self,
+        call: LeaderCall,
+        deadline: Instant,
+    ) -> Result<LeaderAnswer, CatalogError> {
+        let me = self.inner.node.node_id;
+        let mut leaderless_since: Option<Instant> = None;
         let mut last_failure: Option<CatalogError> = None;
         loop {
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            let budget_spent =
+                leaderless_since.is_some_and(|t| now - t >= self.inner.leaderless_timeout);
+            if now >= deadline || budget_spent {
                 return Err(last_failure.unwrap_or_else(|| {
-                    CatalogError::Unavailable(format!(
-                        "proposal not committed within {PROPOSE_TIMEOUT:?}"
-                    ))
+                    CatalogError::Unavailable("no catalog leader answered in time".into())
                 }));
             }
-            let local = match timeout_at(deadline, raft.client_write(req.clone())).await {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err(CatalogError::Unavailable(format!(
-                        "proposal not committed within {PROPOSE_TIMEOUT:?} (no quorum?)"
-                    )));
+            // Once an attempt has failed, the rest must fit in what is left of the budget.
+            let attempt_deadline = leaderless_since.map_or(deadline, |t| {
+                (t + self.inner.leaderless_timeout).min(deadline)
+            });
+            let outcome = match self.leader() {
+                Some((id, _)) if id == me => {
+                    let local = self.run_on_leader(&call, attempt_deadline).await;
+                    if let Err(ForwardError::Unavailable(msg)) = &local {
+                        // A leader without a quorum will not get one back by retrying here.
+                        return Err(CatalogError::Unavailable(msg.clone()));
+                    }
+                    local
                 }
+                Some((id, addr)) => self.forward(&call, id, &addr, attempt_deadline).await,
+                None => Err(ForwardError::NotLeader {
+                    leader_id: None,
+                    leader_addr: None,
+                }),
             };
-            let forward = match local {
-                Ok(resp) => return Ok((resp.log_id.index, resp.data)),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f,
-                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                    return Err(CatalogError::Raft(e.to_string()));
-                }
-                Err(RaftError::Fatal(e)) => return Err(fatal_to_error(e)),
-            };
-            let leader = match (forward.leader_id, forward.leader_node) {
-                (Some(id), Some(node)) if id != self.inner.node_id => Some((id, node.addr)),
-                _ => None,
-            };
-            let Some((leader_id, addr)) = leader else {
-                // An election is under way.
-                last_failure = Some(CatalogError::Unavailable(
-                    "no catalog leader elected".into(),
-                ));
-                tokio::time::sleep(RETRY_PAUSE).await;
-                continue;
-            };
-            let ttl = deadline
-                .saturating_duration_since(Instant::now())
-                .min(FORWARD_APPLY_TIMEOUT + Duration::from_secs(2));
-            match forward_write(&addr, req.clone(), ttl).await {
-                Ok(Ok(w)) => {
-                    tracing::debug!(leader_id, index = w.index, client = %req.client_id, seq = req.seq, "proposal forwarded");
-                    return Ok((w.index, w.response));
-                }
-                Ok(Err(ForwardError::NotLeader { leader_addr, .. })) => {
-                    // Leadership moved; our own view will catch up.
-                    last_failure = Some(CatalogError::NotLeader {
-                        leader: leader_addr,
-                    });
-                }
-                Ok(Err(ForwardError::Unavailable(msg))) => {
-                    last_failure = Some(CatalogError::Unavailable(msg));
-                }
-                Ok(Err(ForwardError::Failed(msg))) => return Err(CatalogError::Raft(msg)),
-                Err(e) => {
-                    tracing::debug!(leader_id, %addr, error = %e, "forwarding proposal failed");
+            match outcome {
+                Ok(answer) => return Ok(answer),
+                Err(ForwardError::Failed(msg)) => return Err(CatalogError::Raft(msg)),
+                Err(ForwardError::NotLeader {
+                    leader_addr: Some(addr),
+                    ..
+                }) => {
                     last_failure = Some(CatalogError::NotLeader { leader: Some(addr) });
                 }
+                Err(ForwardError::NotLeader { .. }) => {
+                    last_failure = Some(CatalogError::Unavailable(
+                        "no catalog leader is elected (is a majority of coordinators up and reachable?)"
+                            .into(),
+                    ));
+                }
+                Err(ForwardError::Unavailable(msg)) => {
+                    last_failure = Some(CatalogError::Unavailable(msg));
+                }
             }
+            leaderless_since.get_or_insert(now);
             tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    async fn run_on_leader(
+        &self,
+        call: &LeaderCall,
+        deadline: Instant,
+    ) -> Result<LeaderAnswer, ForwardError> {
+        let node = &self.inner.node;
+        match call {
+            LeaderCall::Write(req) => {
+                leader::write(&node.raft, req.clone(), node.quorum_timeout, deadline)
+                    .await
+                    .map(LeaderAnswer::Write)
+            }
+            LeaderCall::ReadIndex => leader::read_index(
+                &node.raft,
+                deadline.min(Instant::now() + node.quorum_timeout),
+            )
+            .await
+            .map(LeaderAnswer::ReadIndex),
+            LeaderCall::Membership(change) => leader::change_membership(&node.raft, change.clone())
+                .await
+                .map(|()| LeaderAnswer::Membership),
+        }
+    }
+
+    /// Sends `call` to the leader `leader_id` at `addr`. Abandons the wait as soon as this
+    /// node stops seeing `leader_id` as leader (it died or was cut off; a new election is on).
+    async fn forward(
+        &self,
+        call: &LeaderCall,
+        leader_id: NodeId,
+        addr: &str,
+        deadline: Instant,
+    ) -> Result<LeaderAnswer, ForwardError> {
+        let request = match call {
+            LeaderCall::Write(req) => RpcRequest::ClientWrite(req.clone()),
+            LeaderCall::ReadIndex => RpcRequest::ReadIndex,
+            LeaderCall::Membership(change) => RpcRequest::ChangeMembership(change.clone()),
+        };
+        let budget = if matches!(call, LeaderCall::Membership(_)) {
+            MEMBERSHIP_TIMEOUT
+        } else {
+            FORWARD_TIMEOUT
+        };
+        let deadline = deadline.min(Instant::now() + budget);
+        let mut metrics = self.inner.node.raft.metrics();
+        let leader_changed = metrics.wait_for(|m| m.current_leader != Some(leader_id));
+        let response = tokio::select! {
+            r = call_peer(addr, &request, CONNECT_TIMEOUT, deadline) => r,
+            _ = leader_changed => {
+                return Err(ForwardError::Unavailable(format!(
+                    "catalog leader {leader_id} was lost while it handled the request"
+                )));
+            }
+        };
+        let response = response.map_err(|e| {
+            tracing::debug!(leader_id, %addr, error = %e, "forwarding to the catalog leader failed");
+            ForwardError::Unavailable(format!("catalog leader {leader_id} at {addr}: {e}"))
+        })?;
+        match response {
+            RpcResponse::ClientWrite(r) => r.map(LeaderAnswer::Write),
+            RpcResponse::ReadIndex(r) => r.map(LeaderAnswer::ReadIndex),
+            RpcResponse::ChangeMembership(r) => r.map(|()| LeaderAnswer::Membership),
+            other => Err(ForwardError::Unavailable(
+                unexpected_response(&other).to_string(),
+            )),
+        }
+    }
+
+    /// Asks the node at Raft address `addr` for its status.
+    pub async fn peer_status(addr: &str, timeout: Duration) -> std::io::Result<NodeStatus> {
+        match call_peer(addr, &RpcRequest::Status, timeout, Instant::now() + timeout).await? {
+            RpcResponse::Status(status) => Ok(status),
+            other => Err(unexpected_response(&other)),
         }
     }
 
     /// The current applied state (a pinned, immutable version).
     pub fn state(&self) -> Arc<CatalogState> {
-        self.inner.state_rx.borrow().clone()
+        self.inner.node.state_rx.borrow().clone()
     }
 
     /// Applied log index of `state()`.
     pub fn applied_index(&self) -> u64 {
-        self.inner.state_rx.borrow().applied_index()
+        self.inner.node.state_rx.borrow().applied_index()
     }
 
     /// A receiver that sees every applied state version, for callers that react to changes.
     pub fn subscribe(&self) -> watch::Receiver<Arc<CatalogState>> {
-        self.inner.state_rx.clone()
+        self.inner.node.state_rx.clone()
     }
 
     /// Waits until the local state machine has applied at least `index`.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), CatalogError> {
-        let mut rx = self.inner.state_rx.clone();
+        let mut rx = self.inner.node.state_rx.clone();
         match tokio::time::timeout(timeout, rx.wait_for(|s| s.applied_index() >= index)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(CatalogError::Shutdown),
@@ -419,19 +655,24 @@ impl Catalog {
     }
 
     pub fn is_leader(&self) -> bool {
-        let m = self.inner.raft.metrics();
+        let m = self.inner.node.raft.metrics();
         let m = m.borrow();
-        m.state == ServerState::Leader && m.current_leader == Some(self.inner.node_id)
+        m.state == ServerState::Leader && m.current_leader == Some(self.inner.node.node_id)
+    }
+
+    /// This node's advertised Raft `host:port`.
+    pub fn raft_address(&self) -> &str {
+        &self.inner.raft_addr
     }
 
     /// This node's Raft id.
     pub fn node_id(&self) -> NodeId {
-        self.inner.node_id
+        self.inner.node.node_id
     }
 
     /// The current leader's id and Raft address, as far as this node knows.
     pub fn leader(&self) -> Option<(NodeId, String)> {
-        let m = self.inner.raft.metrics();
+        let m = self.inner.node.raft.metrics();
         let m = m.borrow();
         let id = m.current_leader?;
         let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
@@ -440,7 +681,7 @@ impl Catalog {
 
     /// The underlying Raft node, for membership changes and metrics.
     pub fn raft(&self) -> &CatalogRaft {
-        &self.inner.raft
+        &self.inner.node.raft
     }
 
     /// Stops serving Raft RPCs and stops Raft. The storage is released shortly after (a later
@@ -462,16 +703,17 @@ impl Catalog {
                 .is_err()
         {
             tracing::warn!(
-                node_id = self.inner.node_id,
+                node_id = self.inner.node.node_id,
                 "raft service did not stop in time"
             );
         }
         self.inner
+            .node
             .raft
             .shutdown()
             .await
             .map_err(|e| CatalogError::Raft(e.to_string()))?;
-        tracing::info!(node_id = self.inner.node_id, "catalog shut down");
+        tracing::info!(node_id = self.inner.node.node_id, "catalog shut down");
         Ok(())
     }
 }

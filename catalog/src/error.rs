@@ -26,6 +26,9 @@ pub enum CatalogError {
     /// Bytes on disk or on the wire could not be (de)serialized.
     #[error("catalog encoding error: {0}")]
     Codec(String),
+    /// The node's settings contradict the cluster (say, a reused node id); an operator must act.
+    #[error("{0}")]
+    Misconfigured(String),
     /// The catalog was shut down.
     #[error("catalog is shut down")]
     Shutdown,
@@ -43,6 +46,7 @@ impl CatalogError {
             CatalogError::Raft(_) => false,
             CatalogError::Io(_) => false,
             CatalogError::Codec(_) => false,
+            CatalogError::Misconfigured(_) => false,
             CatalogError::Shutdown => false,
         }
     }

@@ -5,9 +5,12 @@
 
 mod catalog;
 mod error;
+mod formation;
+mod leader;
 mod log_store;
 mod model;
 mod network;
+mod raft_node;
 mod raft_service;
 mod state;
 mod state_machine;
@@ -17,14 +20,15 @@ mod wire;
 
 pub use catalog::{Catalog, CatalogConfig};
 pub use error::CatalogError;
+pub use formation::Formation;
 pub use log_store::LogStore;
 pub use model::*;
 pub use network::{TcpNetworkFactory, TcpRaftClient};
-pub use raft_service::serve_raft;
 pub use state::CatalogState;
 pub use state_machine::{CatalogSnapshotBuilder, StateMachineStore};
 pub use storage::open_storage;
 pub use type_config::{CatalogRaft, LogId, StoredMembership, TypeConfig};
+pub use wire::{MembershipChange, NodeStatus};
 
 /// The openraft version this crate is built on, for callers that need its types.
 pub use openraft;

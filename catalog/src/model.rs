@@ -75,6 +75,19 @@ pub struct ExecutorInfo {
     pub labels: BTreeMap<String, String>,
 }
 
+/// A coordinator that has ever been part of the catalog's Raft group. Entries are never
+/// deleted: a retired id stays here so that it can never be used again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoordinatorInfo {
+    pub node_id: NodeId,
+    /// Flight SQL endpoint clients and executors use, e.g. `http://10.0.0.1:50051`.
+    pub flight_address: String,
+    /// Raft `host:port`.
+    pub raft_address: String,
+    /// Removed from the Raft group by `RetireCoordinator`; the id stays taken.
+    pub retired: bool,
+}
+
 /// A write that has begun and not yet committed or aborted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenTxn {
@@ -113,6 +126,17 @@ pub enum Command {
     AbortWrite {
         txn: TxnId,
     },
+    /// A coordinator announces its addresses once it holds the catalog; re-announcing
+    /// updates them. Refused for a retired id.
+    RegisterCoordinator {
+        node_id: NodeId,
+        flight_address: String,
+        raft_address: String,
+    },
+    /// Marks a coordinator removed from the Raft group; its id can never join again.
+    RetireCoordinator {
+        node_id: NodeId,
+    },
 }
 
 /// A command with the (client, sequence) pair that makes a retried proposal apply once.
@@ -150,6 +174,8 @@ pub enum Response {
         replaced: Vec<ShardFile>,
     },
     WriteAborted,
+    CoordinatorRegistered,
+    CoordinatorRetired,
     Rejected(Rejection),
 }
 
@@ -164,6 +190,8 @@ pub enum Rejection {
     UnknownTxn(TxnId),
     #[error("table '{0}' was dropped or replaced while the write was running")]
     TableChanged(String),
+    #[error("coordinator id {0} was removed from the cluster and can never be used again")]
+    CoordinatorRetired(NodeId),
     #[error("invalid command: {0}")]
     Invalid(String),
 }

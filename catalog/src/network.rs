@@ -15,9 +15,9 @@ use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
-use crate::model::{NodeId, Request};
+use crate::model::NodeId;
 use crate::type_config::TypeConfig;
-use crate::wire::{ForwardError, ForwardedWrite, RpcRequest, RpcResponse, read_frame, write_frame};
+use crate::wire::{RpcRequest, RpcResponse, read_frame, write_frame};
 
 /// Creates one [`TcpRaftClient`] per target; openraft keeps a client per replication stream, so
 /// each stream reuses its own connection.
@@ -66,10 +66,7 @@ fn timed_out(what: &str, addr: &str) -> io::Error {
 }
 
 fn unexpected(resp: &RpcResponse) -> CallError {
-    CallError::Network(io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("unexpected response variant: {resp:?}"),
-    ))
+    CallError::Network(unexpected_response(resp))
 }
 
 /// Connects to `addr` before `deadline`.
@@ -190,27 +187,30 @@ impl RaftNetwork<TypeConfig> for TcpRaftClient {
     }
 }
 
-/// Forwards a proposal to the leader at `addr` on a fresh connection and waits for the
-/// leader's answer. `Err` means the exchange itself failed (the proposal may or may not have
-/// been applied; retrying the same `Request` is safe).
-pub(crate) async fn forward_write(
+/// Sends one request to the peer at `addr` on a fresh connection and waits for its answer.
+/// Connecting may take at most `connect_timeout` (a peer behind a network cut never answers
+/// the SYN), the whole exchange until `deadline`. `Err` means the exchange failed; a forwarded
+/// proposal may or may not have been applied, and retrying the same `Request` is safe.
+pub(crate) async fn call_peer(
     addr: &str,
-    req: Request,
-    ttl: Duration,
-) -> io::Result<Result<ForwardedWrite, ForwardError>> {
-    let deadline = Instant::now() + ttl;
+    req: &RpcRequest,
+    connect_timeout: Duration,
+    deadline: Instant,
+) -> io::Result<RpcResponse> {
     let as_io = |e: CallError| match e {
         CallError::Unreachable(e) | CallError::Network(e) => e,
     };
-    let mut stream = connect(addr, deadline).await.map_err(as_io)?;
-    match exchange(&mut stream, &RpcRequest::ClientWrite(req), deadline, addr)
+    let connect_by = (Instant::now() + connect_timeout).min(deadline);
+    let mut stream = connect(addr, connect_by).await.map_err(as_io)?;
+    exchange(&mut stream, req, deadline, addr)
         .await
-        .map_err(as_io)?
-    {
-        RpcResponse::ClientWrite(result) => Ok(result),
-        other => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("unexpected response variant: {other:?}"),
-        )),
-    }
+        .map_err(as_io)
+}
+
+/// The `unexpected response` error for a reply of the wrong variant.
+pub(crate) fn unexpected_response(resp: &RpcResponse) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("unexpected response variant: {resp:?}"),
+    )
 }

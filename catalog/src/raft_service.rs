@@ -1,16 +1,17 @@
-//! The Raft RPC server: answers peers' AppendEntries, Vote and InstallSnapshot, and applies
-//! proposals that followers forward to this node.
+//! The Raft RPC server: answers peers' AppendEntries, Vote and InstallSnapshot, and, as leader,
+//! the proposals, read-index requests and membership changes that followers forward.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
-use crate::type_config::CatalogRaft;
-use crate::wire::{ForwardError, ForwardedWrite, RpcRequest, RpcResponse, read_frame, write_frame};
+use crate::leader;
+use crate::raft_node::RaftNode;
+use crate::wire::{RpcRequest, RpcResponse, read_frame, write_frame};
 
 /// How long a forwarded proposal may wait for commit and apply on the leader. Shorter than
 /// the proposer's own deadline so the proposer hears an answer rather than a timeout.
@@ -20,9 +21,9 @@ pub(crate) const FORWARD_APPLY_TIMEOUT: Duration = Duration::from_secs(8);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Serves Raft RPCs on `listener` until `shutdown` completes, then closes every connection.
-pub async fn serve_raft(
+pub(crate) async fn serve_raft(
     listener: TcpListener,
-    raft: CatalogRaft,
+    node: RaftNode,
     shutdown: impl Future<Output = ()>,
 ) {
     let local = listener.local_addr().ok();
@@ -35,7 +36,7 @@ pub async fn serve_raft(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(serve_conn(stream, peer, raft.clone()));
+                    conns.spawn(serve_conn(stream, peer, node.clone()));
                 }
                 Err(e) => {
                     // Typically out of file descriptors: back off instead of spinning.
@@ -50,7 +51,7 @@ pub async fn serve_raft(
     tracing::info!(addr = ?local, "raft service stopped");
 }
 
-async fn serve_conn(mut stream: TcpStream, peer: SocketAddr, raft: CatalogRaft) {
+async fn serve_conn(mut stream: TcpStream, peer: SocketAddr, node: RaftNode) {
     loop {
         let req = match tokio::time::timeout(IDLE_TIMEOUT, read_frame::<_, RpcRequest>(&mut stream))
             .await
@@ -62,7 +63,17 @@ async fn serve_conn(mut stream: TcpStream, peer: SocketAddr, raft: CatalogRaft) 
                 return;
             }
         };
-        let resp = handle(&raft, req).await;
+        let raft_protocol = matches!(
+            req,
+            RpcRequest::AppendEntries(_) | RpcRequest::Vote(_) | RpcRequest::InstallSnapshot(_)
+        );
+        if raft_protocol && !node.is_admitted() {
+            // Not yet checked against the group (see `RaftNode::admitted`): the sender sees a
+            // broken connection and retries later.
+            tracing::debug!(%peer, "raft message before this node was admitted; closing");
+            return;
+        }
+        let resp = handle(&node, req).await;
         if let Err(e) = write_frame(&mut stream, &resp).await {
             tracing::debug!(%peer, error = %e, "raft connection write failed");
             return;
@@ -70,7 +81,8 @@ async fn serve_conn(mut stream: TcpStream, peer: SocketAddr, raft: CatalogRaft) 
     }
 }
 
-async fn handle(raft: &CatalogRaft, req: RpcRequest) -> RpcResponse {
+async fn handle(node: &RaftNode, req: RpcRequest) -> RpcResponse {
+    let raft = &node.raft;
     match req {
         RpcRequest::AppendEntries(rpc) => {
             RpcResponse::AppendEntries(raft.append_entries(rpc).await)
@@ -79,38 +91,21 @@ async fn handle(raft: &CatalogRaft, req: RpcRequest) -> RpcResponse {
         RpcRequest::InstallSnapshot(rpc) => {
             RpcResponse::InstallSnapshot(raft.install_snapshot(rpc).await)
         }
-        RpcRequest::ClientWrite(req) => RpcResponse::ClientWrite(client_write(raft, req).await),
-    }
-}
-
-async fn client_write(
-    raft: &CatalogRaft,
-    req: crate::model::Request,
-) -> Result<ForwardedWrite, ForwardError> {
-    let client = req.client_id.clone();
-    let seq = req.seq;
-    match tokio::time::timeout(FORWARD_APPLY_TIMEOUT, raft.client_write(req)).await {
-        Ok(Ok(resp)) => Ok(ForwardedWrite {
-            index: resp.log_id.index,
-            response: resp.data,
-        }),
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-            Err(ForwardError::NotLeader {
-                leader_id: f.leader_id,
-                leader_addr: f.leader_node.map(|n| n.addr),
-            })
+        RpcRequest::ClientWrite(req) => {
+            let (client, seq) = (req.client_id.clone(), req.seq);
+            let deadline = Instant::now() + FORWARD_APPLY_TIMEOUT;
+            let result = leader::write(raft, req, node.quorum_timeout, deadline).await;
+            if let Err(e) = &result {
+                tracing::debug!(%client, seq, error = ?e, "forwarded proposal not applied");
+            }
+            RpcResponse::ClientWrite(result)
         }
-        Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-            Err(ForwardError::Failed(e.to_string()))
+        RpcRequest::ReadIndex => RpcResponse::ReadIndex(
+            leader::read_index(raft, Instant::now() + FORWARD_APPLY_TIMEOUT).await,
+        ),
+        RpcRequest::ChangeMembership(change) => {
+            RpcResponse::ChangeMembership(leader::change_membership(raft, change).await)
         }
-        Ok(Err(RaftError::Fatal(e))) => Err(ForwardError::Unavailable(format!(
-            "leader is stopping: {e}"
-        ))),
-        Err(_) => {
-            tracing::warn!(%client, seq, "forwarded proposal not applied in time");
-            Err(ForwardError::Unavailable(format!(
-                "proposal not committed within {FORWARD_APPLY_TIMEOUT:?} (no quorum?)"
-            )))
-        }
+        RpcRequest::Status => RpcResponse::Status(node.status().await),
     }
 }

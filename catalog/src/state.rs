@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Command, ExecutorId, ExecutorInfo, OpenTxn, Rejection, Request, Response, ShardFile, TableDef,
-    TxnId,
+    Command, CoordinatorInfo, ExecutorId, ExecutorInfo, NodeId, OpenTxn, Rejection, Request,
+    Response, ShardFile, TableDef, TxnId,
 };
 use crate::type_config::{LogId, StoredMembership};
 
@@ -19,6 +19,8 @@ pub struct CatalogState {
     /// Committed shard files by table id.
     pub files: BTreeMap<u64, Vec<ShardFile>>,
     pub executors: BTreeMap<ExecutorId, ExecutorInfo>,
+    /// Every coordinator that ever announced itself, retired ones included.
+    pub coordinators: BTreeMap<NodeId, CoordinatorInfo>,
     pub open_txns: BTreeMap<TxnId, OpenTxn>,
     /// One counter for table, file, txn and executor ids, so no id is ever reused, not even
     /// across kinds (a stale id can then never name a different object).
@@ -103,7 +105,54 @@ impl CatalogState {
                 replace,
             } => self.commit_write(*txn, files, *replace),
             Command::AbortWrite { txn } => self.abort_write(*txn),
+            Command::RegisterCoordinator {
+                node_id,
+                flight_address,
+                raft_address,
+            } => self.register_coordinator(*node_id, flight_address, raft_address),
+            Command::RetireCoordinator { node_id } => self.retire_coordinator(*node_id),
         }
+    }
+
+    fn register_coordinator(
+        &mut self,
+        node_id: NodeId,
+        flight_address: &str,
+        raft_address: &str,
+    ) -> Response {
+        if self.coordinators.get(&node_id).is_some_and(|c| c.retired) {
+            return Response::Rejected(Rejection::CoordinatorRetired(node_id));
+        }
+        self.coordinators.insert(
+            node_id,
+            CoordinatorInfo {
+                node_id,
+                flight_address: flight_address.to_string(),
+                raft_address: raft_address.to_string(),
+                retired: false,
+            },
+        );
+        Response::CoordinatorRegistered
+    }
+
+    fn retire_coordinator(&mut self, node_id: NodeId) -> Response {
+        let entry = self
+            .coordinators
+            .entry(node_id)
+            .or_insert_with(|| CoordinatorInfo {
+                node_id,
+                flight_address: String::new(),
+                raft_address: String::new(),
+                retired: true,
+            });
+        entry.retired = true;
+        tracing::info!(node_id, "coordinator retired");
+        Response::CoordinatorRetired
+    }
+
+    /// Flight addresses of the coordinators that are not retired, by node id.
+    pub fn active_coordinators(&self) -> impl Iterator<Item = &CoordinatorInfo> {
+        self.coordinators.values().filter(|c| !c.retired)
     }
 
     fn create_table(&mut self, index: u64, table: &TableDef, if_not_exists: bool) -> Response {

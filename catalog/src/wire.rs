@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::model::{NodeId, Request, Response};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{CoordinatorInfo, NodeId, Request, Response};
 use crate::type_config::TypeConfig;
 
 /// Largest frame accepted; guards against garbage lengths (snapshots travel in 3 MiB chunks).
@@ -26,6 +28,12 @@ pub(crate) enum RpcRequest {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A proposal forwarded by a follower to the leader.
     ClientWrite(Request),
+    /// A follower asks the leader for a linearizable read index.
+    ReadIndex,
+    /// A membership change forwarded to the leader.
+    ChangeMembership(MembershipChange),
+    /// What a node knows about itself and the group (cluster formation, admin status).
+    Status,
 }
 
 /// The answer to an [`RpcRequest`], same variant.
@@ -37,6 +45,37 @@ pub(crate) enum RpcResponse {
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
     ClientWrite(Result<ForwardedWrite, ForwardError>),
+    ReadIndex(Result<u64, ForwardError>),
+    ChangeMembership(Result<(), ForwardError>),
+    Status(NodeStatus),
+}
+
+/// A change to the set of voting coordinators.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Copy the catalog to a new coordinator, then make it a voter.
+    AddVoter {
+        node_id: NodeId,
+        raft_address: String,
+    },
+    /// Remove a coordinator from the group (voter or leftover learner).
+    RemoveVoter { node_id: NodeId },
+}
+
+/// One coordinator's view of itself and of the Raft group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: NodeId,
+    /// Whether this node's storage holds a vote or log, i.e. it belongs to some group.
+    pub initialized: bool,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    /// Voter ids and every member's Raft address, learners included.
+    pub voters: BTreeSet<NodeId>,
+    pub members: BTreeMap<NodeId, String>,
+    pub applied_index: u64,
+    /// Coordinators the applied catalog knows, retired ones included.
+    pub coordinators: BTreeMap<NodeId, CoordinatorInfo>,
 }
 
 /// A forwarded proposal that the leader applied at `index`.

@@ -44,6 +44,7 @@ pub fn catalog_error(err: CatalogError) -> datafusion::error::DataFusionError {
         CatalogError::Rejected(Rejection::TableExists(_)) => Code::AlreadyExists,
         CatalogError::Rejected(Rejection::TableNotFound(_)) => Code::NotFound,
         CatalogError::Rejected(Rejection::TableChanged(_)) => Code::Aborted,
+        CatalogError::Misconfigured(_) => Code::FailedPrecondition,
         CatalogError::Rejected(_) => Code::InvalidArgument,
         e if e.retryable() => Code::Unavailable,
         _ => Code::Internal,

@@ -1,4 +1,5 @@
-//! Executors' control actions on the coordinator: registration and heartbeats.
+//! Control actions on the coordinator: executors' registration and heartbeats, and the
+//! administrator's membership changes and cluster status.
 
 use std::sync::Arc;
 
@@ -6,12 +7,13 @@ use arrow_flight::Action;
 use shoal_catalog::{Command, Response};
 use shoal_flight::datafusion_to_status;
 use shoal_flight::rpc::{
-    self, HeartbeatRequest, RegisterExecutorRequest, RegisterExecutorResponse,
+    self, AddCoordinatorRequest, HeartbeatRequest, HeartbeatResponse, RegisterExecutorRequest,
+    RegisterExecutorResponse, RemoveCoordinatorRequest,
 };
 use tonic::Status;
 use tracing::info;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, catalog_error};
 
 /// Handles one control action and returns its JSON response body.
 pub async fn handle(cluster: &Arc<Cluster>, action: Action) -> Result<Vec<u8>, Status> {
@@ -40,9 +42,8 @@ pub async fn handle(cluster: &Arc<Cluster>, action: Action) -> Result<Vec<u8>, S
         }
         rpc::ACTION_HEARTBEAT => {
             let req: HeartbeatRequest = parse(&action.body)?;
-            let known = cluster
-                .catalog
-                .state()
+            let state = cluster.catalog.state();
+            let known = state
                 .executors
                 .get(&req.executor_id)
                 .is_some_and(|e| e.address == req.address);
@@ -53,7 +54,33 @@ pub async fn handle(cluster: &Arc<Cluster>, action: Action) -> Result<Vec<u8>, S
                 )));
             }
             cluster.executors.heartbeat(req.executor_id);
+            let coordinators = state
+                .active_coordinators()
+                .map(|c| c.flight_address.clone())
+                .collect();
+            Ok(serde_json::to_vec(&HeartbeatResponse { coordinators }).expect("serializable"))
+        }
+        rpc::ACTION_ADD_COORDINATOR => {
+            let req: AddCoordinatorRequest = parse(&action.body)?;
+            cluster
+                .catalog
+                .add_coordinator(req.node_id, req.raft_address)
+                .await
+                .map_err(|e| datafusion_to_status(&catalog_error(e)))?;
             Ok(b"{}".to_vec())
+        }
+        rpc::ACTION_REMOVE_COORDINATOR => {
+            let req: RemoveCoordinatorRequest = parse(&action.body)?;
+            cluster
+                .catalog
+                .remove_coordinator(req.node_id)
+                .await
+                .map_err(|e| datafusion_to_status(&catalog_error(e)))?;
+            Ok(b"{}".to_vec())
+        }
+        rpc::ACTION_CLUSTER_STATUS => {
+            let status = cluster.catalog.status().await;
+            Ok(serde_json::to_vec(&status).expect("serializable"))
         }
         other => Err(Status::invalid_argument(format!(
             "unknown action '{other}'"

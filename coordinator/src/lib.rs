@@ -23,4 +23,4 @@ pub mod table_options;
 pub mod table_statistics;
 
 pub use error::CoordinatorError;
-pub use server::{Coordinator, CoordinatorConfig};
+pub use server::{Coordinator, CoordinatorConfig, Membership, RaftTiming};

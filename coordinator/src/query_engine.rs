@@ -3,11 +3,12 @@
 //! planned by DataFusion over the pinned catalog version, distributed across the executors.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::CompressionType;
+use datafusion::catalog::MemoryCatalogProviderList;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, TableReference, plan_err};
 use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
@@ -36,7 +37,7 @@ use tracing::info;
 use crate::broadcast_joins::BroadcastJoins;
 use crate::catalog_provider::{SHOAL_CATALOG, SHOAL_SCHEMA, ShoalCatalogProvider};
 use crate::checked_scalar_subqueries::CheckedScalarSubqueries;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, catalog_error};
 use crate::co_located_joins::CoLocatedJoins;
 use crate::copy_from::CopyFrom;
 use crate::distributed::{
@@ -75,6 +76,15 @@ pub struct QueryEngine {
     cluster: Arc<Cluster>,
     runtime: Arc<RuntimeEnv>,
     shuffle_compression: Option<CompressionType>,
+    base_state: Arc<Mutex<Option<BaseState>>>,
+}
+
+/// A session state with every function and rule registered, for one set of live executors.
+/// Building it registers hundreds of functions, a large share of a point lookup's time, so
+/// queries clone it instead and give the clone its own catalog list.
+struct BaseState {
+    executor_addresses: Vec<String>,
+    state: SessionState,
 }
 
 impl QueryEngine {
@@ -87,6 +97,7 @@ impl QueryEngine {
             cluster,
             runtime,
             shuffle_compression,
+            base_state: Arc::default(),
         }
     }
 
@@ -94,19 +105,21 @@ impl QueryEngine {
         &self.cluster
     }
 
-    /// A session over the catalog's current version and the live executors.
-    pub fn session(&self) -> Result<SessionContext> {
-        let state = self.cluster.catalog.state();
+    /// A session over the catalog's current version and the live executors. The version is
+    /// linearizable: it holds every catalog change acknowledged anywhere before this call.
+    pub async fn session(&self) -> Result<SessionContext> {
+        let state = self
+            .cluster
+            .catalog
+            .linearizable_state()
+            .await
+            .map_err(catalog_error)?;
         let live = self.cluster.executors.live(&state);
         let addresses: Vec<String> = live.iter().map(|e| e.address.clone()).collect();
-        let session_state = with_shoal_functions(
-            distributed_session(
-                self.state_builder(addresses.len()),
-                &addresses,
-                self.shuffle_compression,
-            )?
-            .build(),
-        )?;
+        let mut session_state = self.base_state(addresses)?;
+        // The clone shares its base's catalog list; a fresh one keeps this query's pinned
+        // catalog version away from every other query's.
+        session_state.register_catalog_list(Arc::new(MemoryCatalogProviderList::new()));
         let ctx = SessionContext::new_with_state(session_state);
         let live_ids: HashSet<u64> = live.iter().map(|e| e.id).collect();
         ctx.register_catalog(
@@ -118,6 +131,30 @@ impl QueryEngine {
             )?),
         );
         Ok(ctx)
+    }
+
+    /// A copy of the base state for `executor_addresses`, built once per set of executors.
+    fn base_state(&self, executor_addresses: Vec<String>) -> Result<SessionState> {
+        let mut cached = self.base_state.lock().expect("base state lock poisoned");
+        if let Some(base) = cached
+            .as_ref()
+            .filter(|b| b.executor_addresses == executor_addresses)
+        {
+            return Ok(base.state.clone());
+        }
+        let state = with_shoal_functions(
+            distributed_session(
+                self.state_builder(executor_addresses.len()),
+                &executor_addresses,
+                self.shuffle_compression,
+            )?
+            .build(),
+        )?;
+        *cached = Some(BaseState {
+            executor_addresses,
+            state: state.clone(),
+        });
+        Ok(state)
     }
 
     /// A session builder for plans that run on `executors` executors.
@@ -166,7 +203,7 @@ impl QueryEngine {
 
     /// Runs (or plans, for queries) one SQL statement.
     pub async fn run(&self, sql: &str) -> Result<QueryOutput> {
-        let ctx = self.session()?;
+        let ctx = self.session().await?;
         if let Some(copy) = parse_copy_from(sql) {
             return self.copy_from(&ctx, copy?).await;
         }
@@ -206,7 +243,7 @@ impl QueryEngine {
         if parse_copy_from(sql).is_some() {
             return Ok(None);
         }
-        let ctx = self.session()?;
+        let ctx = self.session().await?;
         let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
         let Some(statement) = statements.pop_front() else {
             return plan_err!("empty statement");
@@ -296,7 +333,7 @@ impl QueryEngine {
         }
         // CREATE TABLE AS: load through the write path; if that fails the table goes away too.
         let insert = async {
-            let ctx = self.session()?;
+            let ctx = self.session().await?;
             let df = DataFrame::new(ctx.state(), cmd.input.as_ref().clone());
             let batches = df.write_table(&name, DataFrameWriteOptions::new()).await?;
             normalize_count(batches)

@@ -1,13 +1,20 @@
-//! Registration with the coordinator and the heartbeat that keeps this executor schedulable.
+//! Registration with the coordinators and the heartbeats that keep this executor schedulable.
+//!
+//! An executor heartbeats to every coordinator, not only the catalog leader: each coordinator
+//! plans queries on its own and must know which executors are alive, and a leader change then
+//! needs nothing from the executors. Heartbeat answers list the active coordinators, so ones
+//! added later are found without restarting the executor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use shoal_catalog::ExecutorId;
 use shoal_flight::executor_client;
 use shoal_flight::rpc::{
-    self, HeartbeatRequest, RegisterExecutorRequest, RegisterExecutorResponse,
+    self, HeartbeatRequest, HeartbeatResponse, RegisterExecutorRequest, RegisterExecutorResponse,
 };
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 /// How often an executor says it is alive; the coordinator suspects it after a few misses.
@@ -16,16 +23,54 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 /// Every how many failed registration attempts a warning is logged.
 const REGISTRATION_WARN_EVERY: u64 = 4;
 
-/// Registers (retrying until the coordinator answers), then heartbeats until `shutdown`.
-/// Re-registers whenever the coordinator does not know this executor (after a restart).
+/// Heartbeats to `coordinators` and to every coordinator they report, until `shutdown`.
 pub async fn run(
-    coordinator: String,
+    coordinators: Vec<String>,
     data_id: String,
     address: String,
     labels: BTreeMap<String, String>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let (found_tx, mut found_rx) = mpsc::unbounded_channel::<Vec<String>>();
+    let mut known: HashSet<String> = HashSet::new();
+    let mut loops = JoinSet::new();
+    let mut start = |coordinator: String, loops: &mut JoinSet<()>| {
+        if known.insert(coordinator.clone()) {
+            loops.spawn(beat_one(
+                coordinator,
+                data_id.clone(),
+                address.clone(),
+                labels.clone(),
+                found_tx.clone(),
+            ));
+        }
+    };
+    for coordinator in coordinators {
+        start(coordinator, &mut loops);
+    }
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            Some(found) = found_rx.recv() => {
+                for coordinator in found {
+                    start(coordinator, &mut loops);
+                }
+            }
+        }
+    }
+}
+
+/// Registers with one coordinator (retrying until it answers), then heartbeats to it.
+/// Re-registers whenever it does not know this executor (it restarted, or it has not applied
+/// the registration yet); registering is idempotent per data dir.
+async fn beat_one(
+    coordinator: String,
+    data_id: String,
+    address: String,
+    labels: BTreeMap<String, String>,
+    found: mpsc::UnboundedSender<Vec<String>>,
+) {
     let register = RegisterExecutorRequest {
         data_id,
         address: address.clone(),
@@ -65,26 +110,28 @@ pub async fn run(
                         executor_id: id,
                         address: address.clone(),
                     };
-                    let response: Result<serde_json::Value, _> =
+                    let response: Result<HeartbeatResponse, _> =
                         executor_client::action(&coordinator, rpc::ACTION_HEARTBEAT, &beat).await;
-                    if let Err(status) = response {
-                        if status.code() == tonic::Code::NotFound {
-                            warn!(
+                    match response {
+                        Ok(r) => {
+                            let _ = found.send(r.coordinators);
+                        }
+                        Err(status) if status.code() == tonic::Code::NotFound => {
+                            info!(
                                 executor = id,
-                                "coordinator forgot this executor; registering again"
+                                %coordinator,
+                                "coordinator does not know this executor; registering again"
                             );
                             executor_id = None;
-                        } else {
-                            debug!(executor = id, error = %status.message(), "heartbeat failed");
+                        }
+                        Err(status) => {
+                            debug!(executor = id, %coordinator, error = %status.message(), "heartbeat failed");
                         }
                     }
                 }
             }
             tokio::time::sleep(HEARTBEAT_INTERVAL).await;
         };
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = step => {}
-        }
+        step.await;
     }
 }

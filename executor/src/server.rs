@@ -23,8 +23,9 @@ use crate::worker::add_worker_service;
 pub struct ExecutorConfig {
     /// Where shard files live.
     pub data_dir: PathBuf,
-    /// Flight address of the coordinator to register with, e.g. `http://127.0.0.1:50051`.
-    pub coordinator: String,
+    /// Flight addresses of the coordinators, e.g. `http://127.0.0.1:50051` (any subset will do:
+    /// the others are learned from their answers).
+    pub coordinators: Vec<String>,
     /// Address other nodes use to reach this executor; defaults to the listener's address.
     pub advertise_address: Option<String>,
     /// Labels such as `region=eu`.
@@ -60,7 +61,7 @@ pub async fn serve(
 
     let shutdown = shutdown.shared();
     let heartbeat = tokio::spawn(crate::heartbeat::run(
-        config.coordinator.clone(),
+        config.coordinators.clone(),
         data_id,
         address.clone(),
         config.labels.clone(),

@@ -80,6 +80,16 @@ pub async fn action<Req: Serialize, Resp: DeserializeOwned>(
     kind: &str,
     request: &Req,
 ) -> Result<Resp, Status> {
+    action_with_timeout(address, kind, request, CONTROL_TIMEOUT).await
+}
+
+/// [`action`] with its own deadline, for actions that take long (membership changes).
+pub async fn action_with_timeout<Req: Serialize, Resp: DeserializeOwned>(
+    address: &str,
+    kind: &str,
+    request: &Req,
+    timeout: std::time::Duration,
+) -> Result<Resp, Status> {
     let mut client = client(address)?;
     let body = serde_json::to_vec(request).expect("RPC messages always serialize");
     let call = async {
@@ -94,7 +104,7 @@ pub async fn action<Req: Serialize, Resp: DeserializeOwned>(
         serde_json::from_slice(&result.body)
             .map_err(|e| Status::internal(format!("{kind}: malformed response: {e}")))
     };
-    tokio::time::timeout(CONTROL_TIMEOUT, call)
+    tokio::time::timeout(timeout, call)
         .await
         .map_err(|_| Status::deadline_exceeded(format!("{kind} to {address} timed out")))?
         .inspect_err(|status| forget_if_broken(address, status))

@@ -11,6 +11,12 @@ use tonic::Status;
 pub const ACTION_REGISTER_EXECUTOR: &str = "shoal.register_executor";
 /// Executor -> coordinator: still alive.
 pub const ACTION_HEARTBEAT: &str = "shoal.heartbeat";
+/// Admin -> coordinator: copy the catalog to a new coordinator and make it a voter.
+pub const ACTION_ADD_COORDINATOR: &str = "shoal.add_coordinator";
+/// Admin -> coordinator: remove a coordinator from the group and retire its id.
+pub const ACTION_REMOVE_COORDINATOR: &str = "shoal.remove_coordinator";
+/// Admin -> coordinator: this coordinator's view of the catalog group.
+pub const ACTION_CLUSTER_STATUS: &str = "shoal.cluster_status";
 /// Coordinator -> executor: remove shard files that no committed version references.
 pub const ACTION_DELETE_FILES: &str = "shoal.delete_files";
 /// Prefix of a `DoGet` ticket that scans shard files on an executor.
@@ -34,6 +40,26 @@ pub struct RegisterExecutorResponse {
 pub struct HeartbeatRequest {
     pub executor_id: ExecutorId,
     pub address: String,
+}
+
+/// The coordinator's answer to a heartbeat: the Flight addresses of every active
+/// coordinator, so that executors find coordinators added after they started.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    #[serde(default)]
+    pub coordinators: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AddCoordinatorRequest {
+    pub node_id: u64,
+    /// The new coordinator's Raft `host:port`.
+    pub raft_address: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RemoveCoordinatorRequest {
+    pub node_id: u64,
 }
 
 /// Writes the batches of a `DoPut` as one Parquet file at `path` (relative to the data dir).

@@ -37,7 +37,7 @@ pub fn error_message(err: &(dyn Error + 'static)) -> String {
 
 /// `FlightError::Tonic` holds a `Box<Status>` and hands out the box itself as its source, so
 /// both shapes must be recognised.
-fn as_status<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a tonic::Status> {
+pub(super) fn as_status<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a tonic::Status> {
     if let Some(status) = e.downcast_ref::<tonic::Status>() {
         return Some(status);
     }

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod errors;
+mod failover;
 mod meta_commands;
 mod render;
 mod repl;
@@ -22,7 +23,8 @@ use session::Session;
 /// Arguments of `shoal sql`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SqlArgs {
-    /// Flight SQL endpoint of any coordinator
+    /// Flight SQL endpoint of any coordinator, or several separated by commas: when one is
+    /// lost the session moves to the next and runs read-only statements again there
     #[arg(long, default_value = "grpc://127.0.0.1:50051", env = "SHOAL_URL")]
     pub url: String,
     /// Run one statement (or several separated by `;`) and exit

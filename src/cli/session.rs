@@ -8,6 +8,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::client::{ConnectError, SqlClient};
+use super::failover::{Coordinators, coordinator_lost, is_read_only};
 use super::render::{self, ResultPrinter};
 use super::spinner::Spinner;
 use super::{OutputFormat, errors};
@@ -16,6 +17,7 @@ use super::{OutputFormat, errors};
 const METADATA_SCHEMA: &str = "information_schema";
 
 pub struct Session {
+    coordinators: Coordinators,
     client: SqlClient,
     format: OutputFormat,
     /// Whether the summary line includes the elapsed time (`\timing`).
@@ -23,21 +25,63 @@ pub struct Session {
 }
 
 impl Session {
+    /// Connects to the first coordinator of `url` (one URL, or several separated by commas)
+    /// that answers.
     pub async fn connect(url: &str, format: OutputFormat) -> Result<Self, ConnectError> {
+        let mut coordinators = Coordinators::parse(url);
+        let client = coordinators.connect(false).await?;
         Ok(Self {
-            client: SqlClient::connect(url).await?,
+            coordinators,
+            client,
             format,
             timing: true,
         })
     }
 
     /// Runs one statement and prints its result; `Err` holds the one-line error message.
+    /// When the coordinator is lost before any row was printed, the session moves to another
+    /// coordinator and runs a read-only statement again there.
     pub async fn run_sql(&mut self, sql: &str) -> Result<(), String> {
-        let started = Instant::now();
-        let mut spinner = Spinner::start();
-        let outcome = self.stream_and_print(sql, started, &mut spinner).await;
-        spinner.stop().await;
-        outcome
+        let mut attempts = 1;
+        loop {
+            let started = Instant::now();
+            let mut spinner = Spinner::start();
+            let outcome = self.stream_and_print(sql, started, &mut spinner).await;
+            spinner.stop().await;
+            let failure = match outcome {
+                Ok(()) => return Ok(()),
+                Err(failure) => failure,
+            };
+            if !failure.coordinator_lost || self.coordinators.len() < 2 {
+                return Err(failure.message);
+            }
+            let lost = self.coordinators.current_url().to_string();
+            if let Ok(client) = self.coordinators.connect(true).await {
+                self.client = client;
+            }
+            let retry = is_read_only(sql)
+                && !failure.printed
+                && attempts < self.coordinators.len()
+                && self.coordinators.current_url() != lost;
+            if !retry {
+                return Err(format!(
+                    "{} (coordinator {lost} was lost; now using {}{})",
+                    failure.message,
+                    self.coordinators.current_url(),
+                    if is_read_only(sql) {
+                        ""
+                    } else {
+                        "; the statement may or may not have taken effect"
+                    }
+                ));
+            }
+            eprintln!(
+                "coordinator {lost} is unavailable ({}); running the statement on {}",
+                failure.message,
+                self.coordinators.current_url()
+            );
+            attempts += 1;
+        }
     }
 
     /// `\d`: the names of the user's tables.
@@ -61,28 +105,30 @@ impl Session {
         sql: &str,
         started: Instant,
         spinner: &mut Spinner,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let mut results = self
             .client
             .execute(sql)
             .await
-            .map_err(|e| errors::error_message(&e))?;
+            .map_err(|e| Failure::new(&e, false))?;
         let mut printer = ResultPrinter::new(self.format);
         let mut rows = 0;
         while let Some(batch) = results
             .next_batch()
             .await
-            .map_err(|e| errors::error_message(&e))?
+            .map_err(|e| Failure::new(&e, rows > 0 && printer.writes_immediately()))?
         {
             rows += batch.num_rows();
             if printer.writes_immediately() {
                 spinner.stop().await;
             }
-            printer.push(batch)?;
+            printer.push(batch).map_err(Failure::local)?;
         }
         let elapsed = started.elapsed();
         spinner.stop().await;
-        printer.finish(results.schema(), &self.footer(rows, elapsed))
+        printer
+            .finish(results.schema(), &self.footer(rows, elapsed))
+            .map_err(Failure::local)
     }
 
     async fn collect(
@@ -137,6 +183,34 @@ impl Session {
 
     fn footer(&self, rows: usize, elapsed: Duration) -> String {
         render::footer(rows, self.timing.then_some(elapsed))
+    }
+}
+
+/// Why a statement failed.
+struct Failure {
+    message: String,
+    /// The coordinator went away or cannot serve now (another one may).
+    coordinator_lost: bool,
+    /// Some rows were already printed, so running the statement again would repeat them.
+    printed: bool,
+}
+
+impl Failure {
+    fn new(err: &(dyn std::error::Error + 'static), printed: bool) -> Self {
+        Self {
+            message: errors::error_message(err),
+            coordinator_lost: coordinator_lost(err),
+            printed,
+        }
+    }
+
+    /// A failure on this side (printing), never worth another coordinator.
+    fn local(message: String) -> Self {
+        Self {
+            message,
+            coordinator_lost: false,
+            printed: true,
+        }
     }
 }
 

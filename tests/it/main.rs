@@ -1,6 +1,8 @@
 //! Shoal's integration tests: real clusters on 127.0.0.1 port 0, talked to only through Flight SQL.
 
+mod chaos;
 mod common;
+mod compose;
 mod durability;
 mod errors;
 mod flight_sql_metadata;

@@ -7,9 +7,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use shoal_catalog::{
-    Catalog, CatalogConfig, CatalogError, Command, Rejection, Response, ShardFile, TableDef,
+    Catalog, CatalogConfig, CatalogError, Command, Formation, Rejection, Response, ShardFile,
+    TableDef,
 };
 use tokio::net::TcpListener;
+
+mod membership;
 
 /// Every test runs under a deadline so that a hang fails instead of blocking CI.
 async fn with_deadline<F: Future<Output = ()>>(secs: u64, f: F) {
@@ -52,12 +55,13 @@ async fn open(node_id: u64, dir: &Path, listener: TcpListener, snapshot_every: u
     Catalog::open(config, listener).await.expect("open catalog")
 }
 
-/// Three catalogs on 127.0.0.1:0 bootstrapped as one Raft group.
-struct ThreeNodes {
-    dirs: Vec<tempfile::TempDir>,
-    members: BTreeMap<u64, String>,
-    nodes: Vec<Catalog>,
-    leader_id: u64,
+/// Three catalogs on 127.0.0.1:0, started at once with the same members (as `--peers`), so
+/// they form one Raft group by themselves.
+pub(crate) struct ThreeNodes {
+    pub dirs: Vec<tempfile::TempDir>,
+    pub members: BTreeMap<u64, String>,
+    pub nodes: Vec<Catalog>,
+    pub leader_id: u64,
 }
 
 async fn three_nodes(snapshot_every: u64) -> ThreeNodes {
@@ -73,7 +77,16 @@ async fn three_nodes(snapshot_every: u64) -> ThreeNodes {
     for (i, l) in listeners.into_iter().enumerate() {
         nodes.push(open(i as u64 + 1, dirs[i].path(), l, snapshot_every).await);
     }
-    let leader_id = nodes[0].bootstrap_cluster(members.clone()).await.unwrap();
+    let starts = nodes
+        .iter()
+        .map(|n| n.start(Formation::Bootstrap(members.clone())));
+    for started in futures::future::join_all(starts).await {
+        started.expect("start with the members");
+    }
+    let mut leader_id = 0;
+    for n in &nodes {
+        leader_id = n.wait_leader(Duration::from_secs(30)).await.unwrap();
+    }
     ThreeNodes {
         dirs,
         members,
@@ -82,16 +95,22 @@ async fn three_nodes(snapshot_every: u64) -> ThreeNodes {
     }
 }
 
+/// Creates table `name`, retrying while the catalog answers with a retryable error (during an
+/// election it refuses writes rather than wait). `if_not_exists` makes a retry of a write that
+/// did apply harmless.
 async fn create(cat: &Catalog, name: &str, shards: u32) -> u64 {
-    match cat
-        .propose(Command::CreateTable {
-            table: table(name, shards),
-            if_not_exists: false,
-        })
-        .await
-    {
-        Ok(Response::TableCreated { id, created: true }) => id,
-        other => panic!("create {name}: {other:?}"),
+    loop {
+        match cat
+            .propose(Command::CreateTable {
+                table: table(name, shards),
+                if_not_exists: true,
+            })
+            .await
+        {
+            Ok(Response::TableCreated { id, .. }) => return id,
+            Err(e) if e.retryable() => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("create {name}: {other:?}"),
+        }
     }
 }
 
