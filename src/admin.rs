@@ -42,13 +42,38 @@ pub enum AdminCommand {
     },
 }
 
+/// How long an action is retried while the coordinator answers UNAVAILABLE (an election,
+/// or a leader that just died): membership changes are idempotent, so retrying is safe.
+const RETRY_FOR: Duration = Duration::from_secs(20);
+
+/// Runs one action, retrying while the coordinator says it cannot serve right now.
+async fn action<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+    address: &str,
+    kind: &str,
+    request: &Req,
+    timeout: Duration,
+) -> Result<Resp, tonic::Status> {
+    let give_up = std::time::Instant::now() + RETRY_FOR;
+    loop {
+        match action_with_timeout(address, kind, request, timeout).await {
+            Err(status)
+                if status.code() == tonic::Code::Unavailable
+                    && std::time::Instant::now() < give_up =>
+            {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 pub async fn run(args: AdminArgs) -> Result<(), Error> {
     let address = endpoint_uri(&args.url)?;
     let failed = |e: tonic::Status| -> Error { format!("{}: {}", args.url, e.message()).into() };
     match args.command {
         AdminCommand::Status => {
             let status: NodeStatus =
-                action_with_timeout(&address, rpc::ACTION_CLUSTER_STATUS, &(), STATUS_TIMEOUT)
+                action(&address, rpc::ACTION_CLUSTER_STATUS, &(), STATUS_TIMEOUT)
                     .await
                     .map_err(failed)?;
             print!("{}", render_status(&status));
@@ -61,7 +86,7 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
                 node_id,
                 raft_address,
             };
-            let _: serde_json::Value = action_with_timeout(
+            let _: serde_json::Value = action(
                 &address,
                 rpc::ACTION_ADD_COORDINATOR,
                 &request,
@@ -73,7 +98,7 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
         }
         AdminCommand::RemoveCoordinator { node_id } => {
             let request = RemoveCoordinatorRequest { node_id };
-            let _: serde_json::Value = action_with_timeout(
+            let _: serde_json::Value = action(
                 &address,
                 rpc::ACTION_REMOVE_COORDINATOR,
                 &request,

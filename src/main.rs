@@ -71,8 +71,9 @@ struct CoordinatorArgs {
     #[arg(long, default_value_t = RaftTiming::default().heartbeat_ms)]
     raft_heartbeat_ms: u64,
     /// Raft election timeout range in milliseconds, MIN-MAX; keep MIN several heartbeats long
-    #[arg(long, default_value = "1000-2000", value_parser = parse_range)]
-    raft_election_ms: (u64, u64),
+    /// [default: 700-1000]
+    #[arg(long, value_parser = parse_range)]
+    raft_election_ms: Option<(u64, u64)>,
     /// Where the catalog lives
     #[arg(long, default_value = "./shoal-data/coordinator")]
     data_dir: PathBuf,
@@ -210,10 +211,16 @@ async fn run(command: Command) -> Result<(), Error> {
                 membership,
                 raft_advertise: args.raft_advertise,
                 flight_advertise: args.advertise,
-                raft_timing: RaftTiming {
-                    heartbeat_ms: args.raft_heartbeat_ms,
-                    election_min_ms: args.raft_election_ms.0,
-                    election_max_ms: args.raft_election_ms.1,
+                raft_timing: {
+                    let defaults = RaftTiming::default();
+                    let (min, max) = args
+                        .raft_election_ms
+                        .unwrap_or((defaults.election_min_ms, defaults.election_max_ms));
+                    RaftTiming {
+                        heartbeat_ms: args.raft_heartbeat_ms,
+                        election_min_ms: min,
+                        election_max_ms: max,
+                    }
                 },
             };
             let coordinator = Coordinator::open(config, raft_listener).await?;

@@ -167,14 +167,37 @@ impl Coordinator {
         };
         info!(address = %flight_address, "coordinator serving Flight SQL");
         let announce = tokio::spawn(announce(Arc::clone(&self.cluster), flight_address));
+        let retired = retired(self.cluster.catalog.clone());
+        let stop = async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = retired => {
+                    tracing::warn!("this coordinator was removed from the catalog group; shutting down");
+                }
+            }
+        };
         let result = Server::builder()
             .tcp_nodelay(true)
             .add_service(service)
-            .serve_with_incoming_shutdown(nodelay_incoming(listener), shutdown)
+            .serve_with_incoming_shutdown(nodelay_incoming(listener), stop)
             .await;
         announce.abort();
         self.cluster.catalog.shutdown().await?;
         result.map_err(CoordinatorError::from)
+    }
+}
+
+/// Resolves once the catalog says this coordinator was removed from the group.
+async fn retired(catalog: Catalog) {
+    let me = catalog.node_id();
+    let mut states = catalog.subscribe();
+    let removed = states
+        .wait_for(|s| s.coordinators.get(&me).is_some_and(|c| c.retired))
+        .await
+        .is_ok();
+    if !removed {
+        // The catalog stopped: the server is shutting down anyway.
+        std::future::pending::<()>().await;
     }
 }
 

@@ -20,10 +20,12 @@ use std::time::{Duration, Instant};
 
 pub use history::SqlConn;
 use history::{History, Op, Outcome, rows_table, start_load};
-use nodes::ChaosCluster;
+use nodes::{ChaosCluster, shoal};
 
 const CLIENTS: usize = 8;
 const LEADER_KILLS: usize = 20;
+/// How long the group may take to agree on a leader after a fault.
+const LEADER_WAIT: Duration = Duration::from_secs(60);
 /// A client that only talks to an isolated coordinator.
 const PROBE_CLIENT: usize = 100;
 
@@ -70,7 +72,7 @@ async fn wait_for_write(history: &History, since: Duration, timeout: Duration) -
 
 /// Waits until all coordinators run, agree on a leader, and the restarted one answers.
 async fn settle(cluster: &ChaosCluster) {
-    cluster.wait_healthy(Duration::from_secs(60)).await;
+    cluster.wait_leader(LEADER_WAIT).await;
     for id in cluster.ids() {
         let deadline = Instant::now() + Duration::from_secs(60);
         while ChaosCluster::status(id)
@@ -104,10 +106,13 @@ fn percentile(values: &[Duration], p: f64) -> Duration {
 
 /// Cuts coordinator `id` from its peers for `length` while a probe client sends it writes;
 /// returns how long each refusal took. No write sent during the cut may be acknowledged.
+/// Before healing, `shoal sql` given the isolated coordinator first and `other` second must
+/// run a query on `other`, and report (not repeat) a write.
 async fn isolate(
     cluster: &ChaosCluster,
     history: &History,
     id: u64,
+    other: u64,
     length: Duration,
 ) -> Vec<Duration> {
     let conn = SqlConn::new(&ChaosCluster::url(id));
@@ -140,8 +145,59 @@ async fn isolate(
             other => panic!("an isolated coordinator must refuse with UNAVAILABLE, got {other:?}"),
         }
     }
+    let urls = format!("{},{}", ChaosCluster::url(id), ChaosCluster::url(other));
+    let sql = |statement: &str| {
+        vec![
+            "sql".to_string(),
+            "--url".to_string(),
+            urls.clone(),
+            "--format".to_string(),
+            "csv".to_string(),
+            "-c".to_string(),
+            statement.to_string(),
+        ]
+    };
+    let (ok, out, err) = shoal(sql("SELECT count(*) AS n FROM probe_rows")).await;
+    assert!(
+        ok,
+        "the CLI should have moved to coordinator {other}: {out} {err}"
+    );
+    assert!(out.starts_with("n\n"), "{out}");
+    assert!(err.contains("running the statement on"), "{err}");
+    let (ok, _, err) = shoal(sql("INSERT INTO cli_rows VALUES (1)")).await;
+    assert!(!ok, "a write to an isolated coordinator must fail");
+    assert!(err.contains("may or may not have taken effect"), "{err}");
     cluster.net.set_raft_link(id, true).expect("heal");
     refusals
+}
+
+/// `shoal admin --url <coordinator> args...`, which must succeed; returns its stdout.
+async fn admin(coordinator: u64, args: &[&str]) -> String {
+    let mut command = vec![
+        "admin".to_string(),
+        "--url".to_string(),
+        ChaosCluster::url(coordinator),
+    ];
+    command.extend(args.iter().map(|a| a.to_string()));
+    let (ok, out, err) = shoal(command).await;
+    assert!(ok, "shoal admin {args:?} failed: {err}");
+    out
+}
+
+/// Waits until coordinator `id` answers a query (it needs a leader and live executors).
+async fn serves_queries(id: u64) {
+    let conn = SqlConn::new(&ChaosCluster::url(id));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match conn.query("SELECT count(*) FROM rows_0").await {
+            Ok(_) => return,
+            Err(s) => assert!(
+                Instant::now() < deadline,
+                "coordinator {id} does not serve: {s:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -156,6 +212,7 @@ async fn coordinators_survive_kills_pauses_and_partitions() {
         .await;
     }
     setup("CREATE TABLE probe_rows (v BIGINT)", &urls).await;
+    setup("CREATE TABLE cli_rows (v BIGINT)", &urls).await;
     setup("INSERT INTO probe_rows VALUES (0)", &urls).await;
 
     let history = History::new();
@@ -191,7 +248,7 @@ async fn coordinators_survive_kills_pauses_and_partitions() {
     for kill in 0..LEADER_KILLS {
         settle(&cluster).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let leader = cluster.leader().await.expect("a leader");
+        let leader = cluster.wait_leader(LEADER_WAIT).await;
         let killed_at = history.now();
         cluster.kill(leader);
         let recovery = wait_for_write(&history, killed_at, Duration::from_secs(30)).await;
@@ -202,7 +259,7 @@ async fn coordinators_survive_kills_pauses_and_partitions() {
 
     // 2. Pause the leader (SIGSTOP) long enough for an election, then let it go on.
     settle(&cluster).await;
-    let leader = cluster.leader().await.expect("a leader");
+    let leader = cluster.wait_leader(LEADER_WAIT).await;
     let paused_at = history.now();
     cluster.signal(leader, true);
     let pause_recovery = wait_for_write(&history, paused_at, Duration::from_secs(30)).await;
@@ -211,13 +268,14 @@ async fn coordinators_survive_kills_pauses_and_partitions() {
 
     // 3. Cut a follower, then the leader, from their peers.
     settle(&cluster).await;
-    let leader = cluster.leader().await.expect("a leader");
+    let leader = cluster.wait_leader(LEADER_WAIT).await;
     let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
-    let mut refusals = isolate(&cluster, &history, follower, Duration::from_secs(6)).await;
+    let mut refusals = isolate(&cluster, &history, follower, leader, Duration::from_secs(6)).await;
     settle(&cluster).await;
-    let leader = cluster.leader().await.expect("a leader");
+    let leader = cluster.wait_leader(LEADER_WAIT).await;
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
     let cut_at = history.now();
-    refusals.extend(isolate(&cluster, &history, leader, Duration::from_secs(6)).await);
+    refusals.extend(isolate(&cluster, &history, leader, follower, Duration::from_secs(6)).await);
     let majority_writes_after_leader_cut = first_ack_since(&history, cut_at).map(|t| t - cut_at);
 
     // 4. Kill all three at once and start them again.
@@ -231,14 +289,74 @@ async fn coordinators_survive_kills_pauses_and_partitions() {
     }
     let full_restart = wait_for_write(&history, restarted_at, Duration::from_secs(60)).await;
 
-    // 5. Stop the load, read everything once more, and check the whole history.
+    // 5. Membership while the load runs: add coordinator 4 (it catches up from a snapshot,
+    // and the executors find it by themselves), then remove coordinator 1, which shuts down.
+    settle(&cluster).await;
+    cluster.join_coordinator(4);
+    let leader = cluster.wait_leader(LEADER_WAIT).await;
+    admin(
+        leader,
+        &[
+            "add-coordinator",
+            "--node-id",
+            "4",
+            "--raft-address",
+            &ChaosCluster::raft_address(4),
+        ],
+    )
+    .await;
+    serves_queries(4).await;
+    admin(4, &["remove-coordinator", "--node-id", "1"]).await;
+    assert!(
+        cluster.forget(1, Duration::from_secs(30)),
+        "a removed coordinator shuts itself down"
+    );
+    settle(&cluster).await;
+    let status = admin(4, &["status"]).await;
+    let voters = ChaosCluster::status(4).await.expect("status").voters;
+    assert_eq!(voters, [2, 3, 4].into_iter().collect(), "{status}");
+
+    // 6. Coordinator 2 loses its data dir. Restarted under its old id it is refused; the
+    // documented procedure (remove the id, join under a new one) brings the group back to 3.
+    cluster.kill(2);
+    std::fs::remove_dir_all(cluster.data_dir(2)).expect("wipe");
+    let (exit, log) = cluster.start_expecting_refusal(2, Duration::from_secs(30));
+    assert!(
+        exit.is_some_and(|s| !s.success()),
+        "a wiped coordinator restarted under its old id must exit with an error"
+    );
+    assert!(
+        log.contains("never reused"),
+        "the refusal explains itself: {log}"
+    );
+    // Coordinator 2 may have been the leader: `shoal admin` retries through the election.
+    admin(3, &["remove-coordinator", "--node-id", "2"]).await;
+    cluster.forget(2, Duration::from_secs(1));
+    cluster.join_coordinator(5);
+    let leader = cluster.wait_leader(LEADER_WAIT).await;
+    admin(
+        leader,
+        &[
+            "add-coordinator",
+            "--node-id",
+            "5",
+            "--raft-address",
+            &ChaosCluster::raft_address(5),
+        ],
+    )
+    .await;
+    serves_queries(5).await;
+    let voters = ChaosCluster::status(5).await.expect("status").voters;
+    assert_eq!(voters, [3, 4, 5].into_iter().collect());
+
+    // 7. Stop the load, read everything once more, and check the whole history.
     settle(&cluster).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);
     for task in load {
         task.await.expect("load client");
     }
-    let leader = cluster.leader().await.expect("a leader");
+    let leader = cluster.wait_leader(LEADER_WAIT).await;
     let conn = SqlConn::new(&ChaosCluster::url(leader));
     for client in 0..CLIENTS {
         let read = history

@@ -23,6 +23,9 @@ const COORDINATOR_LOG: &str = "info,openraft=warn,shoal_catalog::ack=debug";
 pub struct ChaosCluster {
     pub net: Network,
     dir: tempfile::TempDir,
+    /// The voters the cluster was formed with (`--peers`).
+    founders: Vec<u64>,
+    /// Current members, with their process when it runs.
     coordinators: BTreeMap<u64, Option<Child>>,
     executors: Vec<Child>,
 }
@@ -36,6 +39,7 @@ impl ChaosCluster {
         let mut cluster = ChaosCluster {
             net,
             dir: tempfile::tempdir().expect("temp dir"),
+            founders: (1..=coordinators).collect(),
             coordinators: BTreeMap::new(),
             executors: Vec::new(),
         };
@@ -49,16 +53,20 @@ impl ChaosCluster {
         for i in 0..executors {
             cluster.start_executor(i);
         }
-        cluster.wait_healthy(Duration::from_secs(60)).await;
+        cluster.wait_leader(Duration::from_secs(60)).await;
         cluster
     }
 
     fn peers(&self) -> String {
-        self.coordinators
-            .keys()
-            .map(|id| format!("{id}={}:{RAFT_PORT}", Network::raft_ip(*id)))
+        self.founders
+            .iter()
+            .map(|id| format!("{id}={}", Self::raft_address(*id)))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    pub fn raft_address(id: u64) -> String {
+        format!("{}:{RAFT_PORT}", Network::raft_ip(id))
     }
 
     pub fn ids(&self) -> Vec<u64> {
@@ -86,14 +94,58 @@ impl ChaosCluster {
             .expect("log file")
     }
 
-    /// Starts (or restarts, on the same data dir) coordinator `id`.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("c{id}"))
+    }
+
+    /// Starts (or restarts, on the same data dir) coordinator `id` as one of the founders.
     pub fn start_coordinator(&mut self, id: u64) {
-        let data_dir = self.dir.path().join(format!("c{id}"));
-        let child = Command::new("ip")
+        let child = self.spawn_coordinator(id, &["--peers".to_string(), self.peers()]);
+        self.coordinators.insert(id, Some(child));
+    }
+
+    /// A new coordinator `id` in a namespace of its own, started with `--join` through the
+    /// current members; `shoal admin add-coordinator` then makes it a voter.
+    pub fn join_coordinator(&mut self, id: u64) {
+        self.net.add_coordinator(id).expect("namespace");
+        let through: Vec<String> = self.ids().into_iter().map(Self::raft_address).collect();
+        let child = self.spawn_coordinator(id, &["--join".to_string(), through.join(",")]);
+        self.coordinators.insert(id, Some(child));
+    }
+
+    /// Forgets coordinator `id` after it was removed from the group; waits for its process
+    /// to exit by itself (a retired coordinator shuts down) and returns whether it did.
+    pub fn forget(&mut self, id: u64, timeout: Duration) -> bool {
+        let Some(Some(mut child)) = self.coordinators.remove(&id) else {
+            return true;
+        };
+        let exited = wait_exit(&mut child, timeout).is_some();
+        let _ = child.kill();
+        let _ = child.wait();
+        exited
+    }
+
+    /// Starts coordinator `id` on its data dir with the founders' `--peers` and returns its
+    /// exit status and log, for starts that must be refused.
+    pub fn start_expecting_refusal(
+        &mut self,
+        id: u64,
+        timeout: Duration,
+    ) -> (Option<std::process::ExitStatus>, String) {
+        let mut child = self.spawn_coordinator(id, &["--peers".to_string(), self.peers()]);
+        let status = wait_exit(&mut child, timeout);
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = std::fs::read_to_string(self.log_path(&format!("c{id}"))).unwrap_or_default();
+        (status, log)
+    }
+
+    fn spawn_coordinator(&self, id: u64, membership: &[String]) -> Child {
+        Command::new("ip")
             .args(["netns", "exec", &self.net.namespace(id)])
             .arg(env!("CARGO_BIN_EXE_shoal"))
-            .args(["coordinator", "--node-id", &id.to_string(), "--peers"])
-            .arg(self.peers())
+            .args(["coordinator", "--node-id", &id.to_string()])
+            .args(membership)
             .arg("--listen")
             .arg(format!("{}:{FLIGHT_PORT}", Network::client_ip(id)))
             .arg("--raft-listen")
@@ -101,13 +153,12 @@ impl ChaosCluster {
             .arg("--advertise")
             .arg(Self::url(id))
             .arg("--data-dir")
-            .arg(&data_dir)
+            .arg(self.data_dir(id))
             .env("SHOAL_LOG", COORDINATOR_LOG)
             .stdout(Stdio::null())
             .stderr(self.log_file(&format!("c{id}")))
             .spawn()
-            .expect("coordinator starts");
-        self.coordinators.insert(id, Some(child));
+            .expect("coordinator starts")
     }
 
     fn start_executor(&mut self, i: usize) {
@@ -162,27 +213,33 @@ impl ChaosCluster {
         .ok()
     }
 
-    /// The leader that a majority of the running coordinators agree on.
+    /// The leader that a majority of the voters agree on (voters as the coordinator with the
+    /// newest term reports them).
     pub async fn leader(&self) -> Option<u64> {
-        let mut votes: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut statuses = Vec::new();
         for id in self.ids().into_iter().filter(|id| self.is_running(*id)) {
-            if let Some(leader) = Self::status(id).await.and_then(|s| s.leader) {
-                *votes.entry(leader).or_default() += 1;
+            if let Some(status) = Self::status(id).await {
+                statuses.push(status);
             }
         }
-        let majority = self.coordinators.len() / 2 + 1;
-        votes
-            .into_iter()
-            .find(|(_, n)| *n >= majority)
-            .map(|(leader, _)| leader)
+        let newest = statuses
+            .iter()
+            .filter(|s| s.leader.is_some())
+            .max_by_key(|s| s.term)?;
+        let leader = newest.leader?;
+        let agreeing = statuses
+            .iter()
+            .filter(|s| newest.voters.contains(&s.node_id) && s.leader == Some(leader))
+            .count();
+        (agreeing > newest.voters.len() / 2).then_some(leader)
     }
 
-    /// Waits until a majority of the coordinators agrees on a leader.
-    pub async fn wait_healthy(&self, timeout: Duration) {
+    /// Waits until a majority of the voters agrees on a leader, and returns it.
+    pub async fn wait_leader(&self, timeout: Duration) -> u64 {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.leader().await.is_some() {
-                return;
+            if let Some(leader) = self.leader().await {
+                return leader;
             }
             assert!(
                 Instant::now() < deadline,
@@ -193,16 +250,27 @@ impl ChaosCluster {
         }
     }
 
-    /// Every coordinator's log so far (for the split-brain check and for failure messages).
+    /// The log of every coordinator that ever ran, removed ones included (for the
+    /// split-brain check and for failure messages).
     pub fn coordinator_logs(&self) -> BTreeMap<u64, String> {
-        self.ids()
-            .into_iter()
-            .map(|id| {
-                let text =
-                    std::fs::read_to_string(self.log_path(&format!("c{id}"))).unwrap_or_default();
-                (id, text)
-            })
-            .collect()
+        let mut logs = BTreeMap::new();
+        for entry in std::fs::read_dir(self.dir.path())
+            .expect("test dir")
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let id = name
+                .strip_prefix('c')
+                .and_then(|rest| rest.strip_suffix(".log"))
+                .and_then(|id| id.parse().ok());
+            if let Some(id) = id {
+                logs.insert(
+                    id,
+                    std::fs::read_to_string(entry.path()).unwrap_or_default(),
+                );
+            }
+        }
+        logs
     }
 
     fn all_logs(&self) -> String {
@@ -216,6 +284,38 @@ impl ChaosCluster {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Waits up to `timeout` for `child` to exit.
+fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs the `shoal` binary (from this process's network) with `args`; returns whether it
+/// succeeded, its stdout and its stderr.
+pub async fn shoal(args: Vec<String>) -> (bool, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .args(&args)
+            .output()
+            .expect("shoal runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    })
+    .await
+    .expect("shoal finished")
 }
 
 impl Drop for ChaosCluster {
