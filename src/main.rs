@@ -71,7 +71,7 @@ struct CoordinatorArgs {
     #[arg(long, default_value_t = RaftTiming::default().heartbeat_ms)]
     raft_heartbeat_ms: u64,
     /// Raft election timeout range in milliseconds, MIN-MAX; keep MIN several heartbeats long
-    /// [default: 700-1000]
+    /// [default: 500-800]
     #[arg(long, value_parser = parse_range)]
     raft_election_ms: Option<(u64, u64)>,
     /// Where the catalog lives

@@ -17,30 +17,20 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::CatalogError;
-use crate::leader;
 use crate::model::{Command, NodeId, Request, Response};
 use crate::network::{TcpNetworkFactory, call_peer, unexpected_response};
 use crate::raft_node::RaftNode;
 use crate::raft_service::serve_raft;
+use crate::routing::{LeaderAnswer, LeaderCall, MEMBERSHIP_TIMEOUT};
 use crate::state::CatalogState;
 use crate::storage::open_storage;
 use crate::type_config::CatalogRaft;
-use crate::wire::{
-    ForwardError, ForwardedWrite, MembershipChange, NodeStatus, RpcRequest, RpcResponse,
-};
+use crate::wire::{MembershipChange, NodeStatus, RpcRequest, RpcResponse};
 
 /// How long `propose` keeps trying (elections, forwarding, commit) before giving up.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long bootstrap waits for a leader: several election timeouts on a slow machine.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Pause between proposal attempts while there is no usable leader.
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
-/// How long connecting to a peer may take; a peer behind a network cut never answers.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
-/// How long a forwarded request may take once the leader has it.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a membership change may take (it first copies the catalog to a new node).
-const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// How to run one catalog node.
 #[derive(Clone, Debug)]
@@ -63,8 +53,8 @@ pub struct CatalogConfig {
 
 impl CatalogConfig {
     /// A config with a snapshot every 1000 entries and Raft timeouts that keep a leader through
-    /// seconds of a saturated 2-core machine (heartbeat 150 ms, election 0.7-1 s: no election
-    /// in 15 s at 100% CPU in the chaos test) while a dead leader is replaced within about 2 s.
+    /// a saturated 2-core machine (heartbeat 100 ms, election 0.5-0.8 s: no election in 15 s
+    /// at 100% CPU in the chaos test) while a dead leader is replaced within about 2 s.
     /// openraft's followers refuse votes for `election_max_ms` after the last heartbeat (their
     /// leader lease), so an election takes one to two timeouts.
     pub fn new(
@@ -76,9 +66,9 @@ impl CatalogConfig {
             node_id,
             data_dir: data_dir.into(),
             raft_addr: raft_addr.into(),
-            heartbeat_ms: 150,
-            election_min_ms: 700,
-            election_max_ms: 1000,
+            heartbeat_ms: 100,
+            election_min_ms: 500,
+            election_max_ms: 800,
             snapshot_every: 1000,
             leaderless_timeout: Duration::from_millis(1500),
         }
@@ -133,21 +123,6 @@ struct Inner {
     idle_lanes: Mutex<Vec<Lane>>,
     server_stop: Mutex<Option<oneshot::Sender<()>>>,
     server: Mutex<Option<JoinHandle<()>>>,
-}
-
-/// Work only the leader can do.
-#[derive(Debug)]
-enum LeaderCall {
-    Write(Request),
-    ReadIndex,
-    Membership(MembershipChange),
-}
-
-#[derive(Debug)]
-enum LeaderAnswer {
-    Write(ForwardedWrite),
-    ReadIndex(u64),
-    Membership,
 }
 
 /// The catalog handle. Cheap to clone.
@@ -477,6 +452,8 @@ impl Catalog {
     /// dropped from the membership stops hearing from the leader and might never know).
     pub async fn remove_coordinator(&self, node_id: NodeId) -> Result<(), CatalogError> {
         self.propose(Command::RetireCoordinator { node_id }).await?;
+        self.wait_until_peer_applied(node_id, self.applied_index())
+            .await;
         let change = MembershipChange::RemoveVoter { node_id };
         self.on_leader(
             LeaderCall::Membership(change),
@@ -487,151 +464,33 @@ impl Catalog {
         Ok(())
     }
 
+    /// Waits (up to 10 s) until member `node_id` has applied `index`, so that it has seen an
+    /// entry before it stops receiving the log. Returns early if it does not answer (down).
+    async fn wait_until_peer_applied(&self, node_id: NodeId, index: u64) {
+        let addr = {
+            let metrics = self.node().raft.metrics();
+            let metrics = metrics.borrow();
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&node_id)
+                .map(|n| n.addr.clone())
+        };
+        let Some(addr) = addr else { return };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match Catalog::peer_status(&addr, Duration::from_secs(1)).await {
+                Ok(status) if status.applied_index < index => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                _ => return,
+            }
+        }
+    }
+
     /// This node's view of itself and of the group.
     pub async fn status(&self) -> NodeStatus {
         self.inner.node.status().await
-    }
-
-    /// Runs `call` on the leader: here if this node leads, else forwarded. Gives up with a
-    /// retryable error once no working leader was found for `leaderless_timeout`, or at once
-    /// when this node leads but lost its quorum.
-    async fn on_leader(
-        &self,
-        call: LeaderCall,
-        deadline: Instant,
-    ) -> Result<LeaderAnswer, CatalogError> {
-        let me = self.inner.node.node_id;
-        let mut leaderless_since: Option<Instant> = None;
-        let mut last_failure: Option<CatalogError> = None;
-        loop {
-            let now = Instant::now();
-            let budget_spent =
-                leaderless_since.is_some_and(|t| now - t >= self.inner.leaderless_timeout);
-            if now >= deadline || budget_spent {
-                return Err(last_failure.unwrap_or_else(|| {
-                    CatalogError::Unavailable("no catalog leader answered in time".into())
-                }));
-            }
-            // Once an attempt has failed, the rest must fit in what is left of the budget.
-            let attempt_deadline = leaderless_since.map_or(deadline, |t| {
-                (t + self.inner.leaderless_timeout).min(deadline)
-            });
-            let outcome = match self.leader() {
-                Some((id, _)) if id == me => {
-                    let local = self.run_on_leader(&call, attempt_deadline).await;
-                    if let Err(ForwardError::Unavailable(msg)) = &local {
-                        // A leader without a quorum will not get one back by retrying here.
-                        return Err(CatalogError::Unavailable(msg.clone()));
-                    }
-                    local
-                }
-                Some((id, addr)) => self.forward(&call, id, &addr, attempt_deadline).await,
-                None => Err(ForwardError::NotLeader {
-                    leader_id: None,
-                    leader_addr: None,
-                }),
-            };
-            match outcome {
-                Ok(answer) => return Ok(answer),
-                Err(ForwardError::Failed(msg)) => return Err(CatalogError::Raft(msg)),
-                Err(ForwardError::NotLeader {
-                    leader_addr: Some(addr),
-                    ..
-                }) => {
-                    last_failure = Some(CatalogError::NotLeader { leader: Some(addr) });
-                }
-                Err(ForwardError::NotLeader { .. }) => {
-                    last_failure = Some(CatalogError::Unavailable(
-                        "no catalog leader is elected (is a majority of coordinators up and reachable?)"
-                            .into(),
-                    ));
-                }
-                Err(ForwardError::Unavailable(msg)) => {
-                    last_failure = Some(CatalogError::Unavailable(msg));
-                }
-            }
-            leaderless_since.get_or_insert(now);
-            self.wait_for_new_leader(RETRY_PAUSE).await;
-        }
-    }
-
-    /// Waits up to `pause`, less if this node learns of a different leader meanwhile.
-    async fn wait_for_new_leader(&self, pause: Duration) {
-        let mut metrics = self.inner.node.raft.metrics();
-        let seen = metrics.borrow().current_leader;
-        let _ = tokio::time::timeout(
-            pause,
-            metrics.wait_for(|m| m.current_leader.is_some() && m.current_leader != seen),
-        )
-        .await;
-    }
-
-    async fn run_on_leader(
-        &self,
-        call: &LeaderCall,
-        deadline: Instant,
-    ) -> Result<LeaderAnswer, ForwardError> {
-        let node = &self.inner.node;
-        match call {
-            LeaderCall::Write(req) => {
-                leader::write(&node.raft, req.clone(), node.quorum_timeout, deadline)
-                    .await
-                    .map(LeaderAnswer::Write)
-            }
-            LeaderCall::ReadIndex => leader::read_index(
-                &node.raft,
-                deadline.min(Instant::now() + node.quorum_timeout),
-            )
-            .await
-            .map(LeaderAnswer::ReadIndex),
-            LeaderCall::Membership(change) => leader::change_membership(&node.raft, change.clone())
-                .await
-                .map(|()| LeaderAnswer::Membership),
-        }
-    }
-
-    /// Sends `call` to the leader `leader_id` at `addr`. Abandons the wait as soon as this
-    /// node stops seeing `leader_id` as leader (it died or was cut off; a new election is on).
-    async fn forward(
-        &self,
-        call: &LeaderCall,
-        leader_id: NodeId,
-        addr: &str,
-        deadline: Instant,
-    ) -> Result<LeaderAnswer, ForwardError> {
-        let request = match call {
-            LeaderCall::Write(req) => RpcRequest::ClientWrite(req.clone()),
-            LeaderCall::ReadIndex => RpcRequest::ReadIndex,
-            LeaderCall::Membership(change) => RpcRequest::ChangeMembership(change.clone()),
-        };
-        let budget = if matches!(call, LeaderCall::Membership(_)) {
-            MEMBERSHIP_TIMEOUT
-        } else {
-            FORWARD_TIMEOUT
-        };
-        let deadline = deadline.min(Instant::now() + budget);
-        let mut metrics = self.inner.node.raft.metrics();
-        let leader_changed = metrics.wait_for(|m| m.current_leader != Some(leader_id));
-        let response = tokio::select! {
-            r = call_peer(addr, &request, CONNECT_TIMEOUT, deadline) => r,
-            _ = leader_changed => {
-                return Err(ForwardError::Unavailable(format!(
-                    "catalog leader {leader_id} was lost while it handled the request"
-                )));
-            }
-        };
-        let response = response.map_err(|e| {
-            tracing::debug!(leader_id, %addr, error = %e, "forwarding to the catalog leader failed");
-            ForwardError::Unavailable(format!("catalog leader {leader_id} at {addr}: {e}"))
-        })?;
-        match response {
-            RpcResponse::ClientWrite(r) => r.map(LeaderAnswer::Write),
-            RpcResponse::ReadIndex(r) => r.map(LeaderAnswer::ReadIndex),
-            RpcResponse::ChangeMembership(r) => r.map(|()| LeaderAnswer::Membership),
-            other => Err(ForwardError::Unavailable(
-                unexpected_response(&other).to_string(),
-            )),
-        }
     }
 
     /// Asks the node at Raft address `addr` for its status.
@@ -674,6 +533,14 @@ impl Catalog {
         let m = self.inner.node.raft.metrics();
         let m = m.borrow();
         m.state == ServerState::Leader && m.current_leader == Some(self.inner.node.node_id)
+    }
+
+    pub(crate) fn node(&self) -> &RaftNode {
+        &self.inner.node
+    }
+
+    pub(crate) fn leaderless_timeout(&self) -> Duration {
+        self.inner.leaderless_timeout
     }
 
     /// This node's advertised Raft `host:port`.

@@ -12,6 +12,7 @@ mod model;
 mod network;
 mod raft_node;
 mod raft_service;
+mod routing;
 mod state;
 mod state_machine;
 mod storage;

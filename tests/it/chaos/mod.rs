@@ -254,6 +254,19 @@ async fn coordinators_survive_kills_pauses_and_partitions() {
         let recovery = wait_for_write(&history, killed_at, Duration::from_secs(30)).await;
         eprintln!("kill {kill}: leader {leader}; writes again after {recovery:?}");
         recoveries.push(recovery);
+        if kill == 0 {
+            // `shoal sql` given the dead coordinator first goes on to the next one.
+            let other = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+            let (ok, out, err) = shoal(vec![
+                "sql".into(),
+                "--url".into(),
+                format!("{},{}", ChaosCluster::url(leader), ChaosCluster::url(other)),
+                "-c".into(),
+                "SELECT count(*) FROM rows_0".into(),
+            ])
+            .await;
+            assert!(ok && out.contains("(1 row"), "{out} {err}");
+        }
         cluster.start_coordinator(leader);
     }
 
