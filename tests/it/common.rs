@@ -101,6 +101,18 @@ impl Client {
         }
     }
 
+    /// A client that connects on first use (to a server that may be down), giving up on a
+    /// connection attempt after a second.
+    pub fn lazy(url: &str) -> Self {
+        let channel = Channel::from_shared(url.replace("grpc://", "http://"))
+            .expect("valid URL")
+            .connect_timeout(Duration::from_secs(1))
+            .connect_lazy();
+        Self {
+            inner: FlightServiceClient::new(channel).max_decoding_message_size(usize::MAX),
+        }
+    }
+
     /// Runs one statement through GetFlightInfo(CommandStatementQuery) + DoGet.
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, Status> {
         Ok(self.query_with_schema(sql).await?.1)

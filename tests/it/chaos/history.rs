@@ -9,15 +9,9 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
-use arrow_flight::FlightDescriptor;
-use arrow_flight::decode::FlightRecordBatchStream;
-use arrow_flight::error::FlightError;
-use arrow_flight::flight_service_client::FlightServiceClient;
-use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt};
-use futures::TryStreamExt;
-use prost::Message;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
+
+use crate::common::Client;
 
 /// Longest any one operation may take before it is recorded as unknown.
 const OP_TIMEOUT: Duration = Duration::from_secs(8);
@@ -115,18 +109,19 @@ impl History {
 /// A lazily connected Flight SQL connection to one coordinator.
 #[derive(Clone)]
 pub struct SqlConn {
-    inner: FlightServiceClient<Channel>,
+    inner: Client,
 }
 
 impl SqlConn {
     pub fn new(url: &str) -> Self {
-        let channel = Channel::from_shared(url.to_string())
-            .expect("valid URL")
-            .connect_timeout(Duration::from_secs(1))
-            .connect_lazy();
         Self {
-            inner: FlightServiceClient::new(channel),
+            inner: Client::lazy(url),
         }
+    }
+
+    /// GetFlightInfo + DoGet of every endpoint.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, Status> {
+        self.inner.query(sql).await
     }
 
     async fn execute(&self, op: &Op) -> Outcome {
@@ -144,32 +139,6 @@ impl SqlConn {
                 _ => Outcome::Ok,
             },
         }
-    }
-
-    /// GetFlightInfo + DoGet of every endpoint.
-    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, Status> {
-        let mut client = self.inner.clone();
-        let command = CommandStatementQuery {
-            query: sql.to_string(),
-            transaction_id: None,
-        };
-        let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
-        let info = client.get_flight_info(descriptor).await?.into_inner();
-        let mut batches = Vec::new();
-        for endpoint in info.endpoint {
-            let ticket = endpoint
-                .ticket
-                .ok_or_else(|| Status::internal("endpoint without ticket"))?;
-            let stream = client.do_get(ticket).await?.into_inner();
-            let decoded =
-                FlightRecordBatchStream::new_from_flight_data(stream.map_err(FlightError::from));
-            let mut part: Vec<RecordBatch> = decoded.try_collect().await.map_err(|e| match e {
-                FlightError::Tonic(status) => *status,
-                other => Status::unknown(other.to_string()),
-            })?;
-            batches.append(&mut part);
-        }
-        Ok(batches)
     }
 }
 
