@@ -7,4 +7,5 @@ pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod local_cluster;
+pub mod python_venv;
 pub mod tpch;

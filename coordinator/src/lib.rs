@@ -3,6 +3,7 @@
 
 pub mod broadcast_joins;
 pub mod bucketing;
+pub mod bulk_ingest;
 pub mod catalog_provider;
 pub mod checked_scalar_subqueries;
 pub mod cluster;
@@ -12,7 +13,7 @@ pub mod copy_from;
 pub mod distributed;
 pub mod error;
 pub mod executor_registry;
-pub mod flight_sql_service;
+pub mod flight_sql;
 pub mod pruning;
 pub mod query_engine;
 pub mod server;

@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::CompressionType;
 use datafusion::catalog::MemoryCatalogProviderList;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, Result, TableReference, plan_err};
+use datafusion::common::{DataFusionError, Result, ScalarValue, TableReference, plan_err};
 use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::SessionStateBuilder;
@@ -30,7 +30,7 @@ use shoal_catalog::{Command, Response, TableDef};
 use shoal_flight::arrow_codec::encode_schema;
 use shoal_flight::error::coded;
 use shoal_flight::single_row_udf::single_row_udf;
-use shoal_flight::wire_types::plain_schema;
+use shoal_flight::wire_types::{plain_schema, plain_type};
 use tonic::Code;
 use tracing::info;
 
@@ -46,6 +46,23 @@ use crate::distributed::{
 use crate::shard_write_sink::collect_garbage;
 use crate::stage_metrics;
 use crate::table_options::TableOptions;
+
+/// How to run one statement: its bound parameter values and the session's default schema.
+#[derive(Debug, Clone, Default)]
+pub struct StatementOptions {
+    /// Values for `$1..$n`, in order.
+    pub parameters: Option<Vec<ScalarValue>>,
+    /// The schema unqualified names resolve in (default: `public`).
+    pub default_schema: Option<String>,
+}
+
+/// What a prepared statement will take and return.
+pub struct PreparedShape {
+    /// The result schema; `None` for statements that change something and return a count.
+    pub dataset_schema: Option<SchemaRef>,
+    /// One field per parameter, named `$1..$n`; `Null` where the type cannot be inferred.
+    pub parameter_schema: SchemaRef,
+}
 
 /// What a statement produced.
 pub enum QueryOutput {
@@ -108,6 +125,11 @@ impl QueryEngine {
     /// A session over the catalog's current version and the live executors. The version is
     /// linearizable: it holds every catalog change acknowledged anywhere before this call.
     pub async fn session(&self) -> Result<SessionContext> {
+        self.session_in(None).await
+    }
+
+    /// [`Self::session`] with unqualified names resolving in `default_schema`.
+    async fn session_in(&self, default_schema: Option<&str>) -> Result<SessionContext> {
         let state = self
             .cluster
             .catalog
@@ -120,6 +142,22 @@ impl QueryEngine {
         // The clone shares its base's catalog list; a fresh one keeps this query's pinned
         // catalog version away from every other query's.
         session_state.register_catalog_list(Arc::new(MemoryCatalogProviderList::new()));
+        if let Some(schema) = default_schema {
+            if !KNOWN_SCHEMAS.contains(&schema) {
+                return Err(coded(
+                    Code::NotFound,
+                    format!(
+                        "schema '{schema}' does not exist; schemas are {}",
+                        KNOWN_SCHEMAS.join(", ")
+                    ),
+                ));
+            }
+            session_state
+                .config_mut()
+                .options_mut()
+                .catalog
+                .default_schema = schema.to_string();
+        }
         let ctx = SessionContext::new_with_state(session_state);
         let live_ids: HashSet<u64> = live.iter().map(|e| e.id).collect();
         ctx.register_catalog(
@@ -203,21 +241,27 @@ impl QueryEngine {
 
     /// Runs (or plans, for queries) one SQL statement.
     pub async fn run(&self, sql: &str) -> Result<QueryOutput> {
-        let ctx = self.session().await?;
+        self.run_with(sql, &StatementOptions::default()).await
+    }
+
+    /// [`Self::run`] with bound parameters and a session's default schema.
+    pub async fn run_with(&self, sql: &str, options: &StatementOptions) -> Result<QueryOutput> {
+        let ctx = self.session_in(options.default_schema.as_deref()).await?;
+        let parameters = options.parameters.clone();
         if let Some(copy) = parse_copy_from(sql) {
+            refuse_parameters(&parameters, "COPY")?;
             return self.copy_from(&ctx, copy?).await;
         }
-        let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
-        let statement = match (statements.pop_front(), statements.is_empty()) {
-            (Some(s), true) => s,
-            (None, _) => return plan_err!("empty statement"),
-            (Some(_), false) => return plan_err!("send one statement at a time"),
-        };
+        let statement = single_statement(sql)?;
+        if !matches!(&statement, DFStatement::Statement(s) if !matches!(**s, Statement::CreateTable(_)))
+        {
+            refuse_parameters(&parameters, "CREATE TABLE, EXPLAIN and COPY")?;
+        }
         match statement {
             DFStatement::Statement(stmt) => match *stmt {
                 Statement::CreateTable(create) => self.create_table(&ctx, create).await,
                 other => {
-                    self.run_planned(&ctx, DFStatement::Statement(Box::new(other)))
+                    self.run_planned(&ctx, DFStatement::Statement(Box::new(other)), parameters)
                         .await
                 }
             },
@@ -233,34 +277,46 @@ impl QueryEngine {
                 "CREATE EXTERNAL TABLE is not supported; use CREATE TABLE and COPY t FROM 'path'"
             ),
             DFStatement::CopyTo(_) => plan_err!("COPY ... TO is not supported yet"),
-            other => self.run_planned(&ctx, other).await,
+            other => self.run_planned(&ctx, other, None).await,
         }
     }
 
-    /// The result schema of a query, planned but not run; `None` for statements that change
-    /// something (they run only when executed). Used to answer prepared-statement requests.
-    pub async fn result_schema(&self, sql: &str) -> Result<Option<SchemaRef>> {
+    /// The result and parameter schemas of a statement, planned but not run. Statements that
+    /// change something have no result schema: they run only when executed.
+    pub async fn prepare(&self, sql: &str, default_schema: Option<&str>) -> Result<PreparedShape> {
+        let no_parameters = || Arc::new(Schema::empty());
         if parse_copy_from(sql).is_some() {
-            return Ok(None);
+            return Ok(PreparedShape {
+                dataset_schema: None,
+                parameter_schema: no_parameters(),
+            });
         }
-        let ctx = self.session().await?;
-        let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
-        let Some(statement) = statements.pop_front() else {
-            return plan_err!("empty statement");
-        };
+        let ctx = self.session_in(default_schema).await?;
+        let statement = single_statement(sql)?;
         match &statement {
             DFStatement::Statement(stmt) if matches!(**stmt, Statement::CreateTable(_)) => {
-                return Ok(None);
+                return Ok(PreparedShape {
+                    dataset_schema: None,
+                    parameter_schema: no_parameters(),
+                });
             }
             DFStatement::Explain(explain) if !explain.options.analyze => {
-                return Ok(Some(explain_schema()));
+                return Ok(PreparedShape {
+                    dataset_schema: Some(explain_schema()),
+                    parameter_schema: no_parameters(),
+                });
             }
             _ => {}
         }
         let plan = ctx.state().statement_to_plan(statement).await?;
-        Ok(match plan {
+        let parameter_schema = parameter_schema(&plan)?;
+        let dataset_schema = match plan {
             LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_) => None,
             plan => Some(plain_schema(plan.schema().as_arrow())),
+        };
+        Ok(PreparedShape {
+            dataset_schema,
+            parameter_schema,
         })
     }
 
@@ -268,9 +324,13 @@ impl QueryEngine {
         &self,
         ctx: &SessionContext,
         statement: DFStatement,
+        parameters: Option<Vec<ScalarValue>>,
     ) -> Result<QueryOutput> {
         let state = ctx.state();
-        let plan = state.statement_to_plan(statement).await?;
+        let mut plan = state.statement_to_plan(statement).await?;
+        if let Some(values) = parameters {
+            plan = plan.with_param_values(values)?;
+        }
         match plan {
             LogicalPlan::Ddl(DdlStatement::DropTable(drop)) => {
                 self.drop_table(&drop.name, drop.if_exists).await
@@ -353,7 +413,7 @@ impl QueryEngine {
     }
 
     /// The catalog entry for a new table: options, defaults, and placement on live executors.
-    fn table_def(
+    pub(crate) fn table_def(
         &self,
         name: &str,
         schema: &SchemaRef,
@@ -419,7 +479,12 @@ impl QueryEngine {
     }
 
     async fn drop_table(&self, name: &TableReference, if_exists: bool) -> Result<QueryOutput> {
-        let name = table_name(name)?;
+        self.drop_table_named(table_name(name)?, if_exists).await?;
+        Ok(status("DROP TABLE"))
+    }
+
+    /// Drops `name` and removes its shard files.
+    pub(crate) async fn drop_table_named(&self, name: String, if_exists: bool) -> Result<()> {
         let response = self
             .cluster
             .propose(Command::DropTable { name, if_exists })
@@ -427,7 +492,7 @@ impl QueryEngine {
         if let Response::TableDropped { files, .. } = response {
             collect_garbage(&self.cluster, files).await;
         }
-        Ok(status("DROP TABLE"))
+        Ok(())
     }
 
     async fn copy_from(&self, ctx: &SessionContext, copy: CopyFrom) -> Result<QueryOutput> {
@@ -526,6 +591,48 @@ impl QueryEngine {
             QueryOutput::Batches { batches, .. } => Ok(batches),
         }
     }
+}
+
+/// The schemas of the `shoal` catalog: tables live in `public`, DataFusion's views of the
+/// catalog in `information_schema`.
+pub const KNOWN_SCHEMAS: [&str; 2] = [SHOAL_SCHEMA, "information_schema"];
+
+/// The one statement in `sql`.
+fn single_statement(sql: &str) -> Result<DFStatement> {
+    let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
+    match (statements.pop_front(), statements.is_empty()) {
+        (Some(s), true) => Ok(s),
+        (None, _) => plan_err!("empty statement"),
+        (Some(_), false) => plan_err!("send one statement at a time"),
+    }
+}
+
+fn refuse_parameters(parameters: &Option<Vec<ScalarValue>>, kind: &str) -> Result<()> {
+    match parameters {
+        Some(values) if !values.is_empty() => {
+            plan_err!("{kind} statements take no parameters; put the values in the SQL text")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One field per placeholder of `plan`, `$1..$n` in order, typed where DataFusion can infer it.
+fn parameter_schema(plan: &LogicalPlan) -> Result<SchemaRef> {
+    let mut fields: Vec<(usize, Field)> = Vec::new();
+    for (name, field) in plan.get_parameter_fields()? {
+        let Some(position) = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) else {
+            return plan_err!("named parameter '{name}' is not supported; use $1, $2, ... or ?");
+        };
+        let data_type = field.map_or(DataType::Null, |f| plain_type(f.data_type()));
+        fields.push((position, Field::new(&name, data_type, true)));
+    }
+    fields.sort_by_key(|(position, _)| *position);
+    if let Some(gap) = fields.iter().enumerate().find(|(i, (p, _))| *p != i + 1) {
+        return plan_err!("parameter ${} is used but ${} is not", gap.1.0, gap.0 + 1);
+    }
+    Ok(Arc::new(Schema::new(
+        fields.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
+    )))
 }
 
 /// The part of `data_type` the Parquet writer cannot store, if any.

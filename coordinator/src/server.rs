@@ -18,7 +18,7 @@ use arrow::ipc::CompressionType;
 
 use crate::cluster::Cluster;
 use crate::error::CoordinatorError;
-use crate::flight_sql_service::ShoalFlightSqlService;
+use crate::flight_sql::{FrontDoor, ShoalFlightSqlService};
 use crate::query_engine::QueryEngine;
 
 #[derive(Debug, Clone)]
@@ -158,9 +158,11 @@ impl Coordinator {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), CoordinatorError> {
-        let service = FlightServiceServer::new(ShoalFlightSqlService::new(self.engine.clone()))
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
+        let service = FlightServiceServer::new(FrontDoor::new(ShoalFlightSqlService::new(
+            self.engine.clone(),
+        )))
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
         let flight_address = match &self.flight_advertise {
             Some(address) => address.clone(),
             None => format!("http://{}", listener.local_addr()?),

@@ -47,6 +47,35 @@ impl TableOptions {
     }
 }
 
+impl TableOptions {
+    /// Options given as text pairs, as Flight SQL bulk ingest carries them. Keys may carry a
+    /// `shoal.` prefix; keys without it that Shoal does not know belong to the client driver.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
+        let mut parsed = Self::default();
+        for (key, value) in pairs {
+            let key = key.to_ascii_lowercase();
+            let number = || match value.trim().parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => plan_err!("table option {key} must be a positive integer, got '{value}'"),
+            };
+            match key.trim_start_matches("shoal.") {
+                "distribution" | "distribute_by" => {
+                    parsed.distribution = Some(value.trim().to_lowercase())
+                }
+                "shards" => parsed.shards = Some(number()?),
+                "replication" => parsed.replication = Some(number()?),
+                other if key.starts_with("shoal.") => {
+                    return plan_err!(
+                        "unknown table option '{other}'; valid options are shoal.distribution, shoal.shards, shoal.replication"
+                    );
+                }
+                _ => {}
+            }
+        }
+        Ok(parsed)
+    }
+}
+
 fn string_value(value: &Expr, name: &str) -> Result<String> {
     match value {
         Expr::Value(v) => match &v.value {
@@ -117,6 +146,25 @@ mod tests {
         let err = options_of("CREATE TABLE t (a INT) WITH (colour = 'red')").unwrap_err();
         assert!(
             err.to_string().contains("unknown table option 'colour'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pairs_from_bulk_ingest() {
+        let parsed =
+            TableOptions::from_pairs([("shoal.distribution", "Id"), ("shards", "4"), ("x", "y")])
+                .unwrap();
+        assert_eq!(parsed.distribution.as_deref(), Some("id"));
+        assert_eq!(parsed.shards, Some(4));
+        let err = TableOptions::from_pairs([("shoal.shard", "4")]).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown table option 'shard'"),
+            "{err}"
+        );
+        let err = TableOptions::from_pairs([("shards", "0")]).unwrap_err();
+        assert!(
+            err.to_string().contains("must be a positive integer"),
             "{err}"
         );
     }

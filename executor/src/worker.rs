@@ -7,9 +7,14 @@ use async_trait::async_trait;
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{FunctionRegistry, SessionState};
-use datafusion_distributed::{DistributedExt, Worker, WorkerQueryContext, WorkerSessionBuilder};
+use datafusion_distributed::{
+    DistributedExt, Worker, WorkerPlanRewriteEvent, WorkerPlanRewriteEventResponse,
+    WorkerQueryContext, WorkerSessionBuilder,
+};
 use shoal_flight::single_row_udf::single_row_udf;
 use shoal_flight::{LocalShardStore, ShardScanCodec};
+
+use shoal_flight::time_sliced::time_slice;
 
 use tonic::transport::Server;
 use tonic::transport::server::Router;
@@ -26,7 +31,13 @@ impl WorkerSessionBuilder for ShoalWorkerSession {
         &self,
         ctx: WorkerQueryContext,
     ) -> Result<SessionState, DataFusionError> {
-        let mut builder = ctx.builder.with_distributed_user_codec(ShardScanCodec);
+        let mut builder = ctx
+            .builder
+            .with_distributed_user_codec(ShardScanCodec)
+            // So that a dropped query stops here within milliseconds (see `time_sliced.rs`).
+            .with_distributed_worker_plan_rewrite_handler(|event: WorkerPlanRewriteEvent<'_>| {
+                time_slice(event.plan).map(WorkerPlanRewriteEventResponse::new)
+            });
         builder
             .config()
             .get_or_insert_default()

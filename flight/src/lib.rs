@@ -19,6 +19,7 @@ pub mod shard_reader;
 pub mod shard_scan;
 pub mod shard_scan_codec;
 pub mod single_row_udf;
+pub mod time_sliced;
 pub mod wire_types;
 
 pub use error::{datafusion_to_status, status_to_datafusion};

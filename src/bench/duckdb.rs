@@ -12,29 +12,6 @@ use crate::local_cluster::Error;
 /// Per query: the timed runs, or the error DuckDB gave.
 pub type DuckDbTimings = Vec<(String, Result<Vec<Duration>, String>)>;
 
-/// The venv's python, made by `scripts/python-venv.sh` (found next to the current directory's
-/// checkout).
-pub fn venv_python(repo: &Path) -> Result<String, Error> {
-    let script = repo.join("scripts/python-venv.sh");
-    if !script.exists() {
-        return Err(format!(
-            "{} not found (run from the repository root)",
-            script.display()
-        )
-        .into());
-    }
-    let output = Command::new("bash").arg(&script).output()?;
-    if !output.status.success() {
-        return Err(format!(
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )
-        .into());
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
-}
-
 pub fn run(
     python: &str,
     repo: &Path,

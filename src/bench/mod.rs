@@ -162,7 +162,7 @@ async fn bench_cluster(
     if !args.no_duckdb {
         eprintln!("DuckDB ...");
         let repo = std::env::current_dir()?;
-        let timed = match duckdb::venv_python(&repo) {
+        let timed = match crate::python_venv::venv_python(&repo) {
             Ok(python) => duckdb::run(
                 &python,
                 &repo,

@@ -129,12 +129,7 @@ impl Client {
 
     async fn query_inner(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
         let mut client = self.inner.clone();
-        let command = CommandStatementQuery {
-            query: sql.to_string(),
-            transaction_id: None,
-        };
-        let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
-        let info = client.get_flight_info(descriptor).await?.into_inner();
+        let info = client.get_flight_info(statement(sql)).await?.into_inner();
         let schema = Arc::new(
             info.clone()
                 .try_decode_schema()
@@ -157,6 +152,20 @@ impl Client {
         Ok((schema, batches))
     }
 
+    /// Plans `sql` and opens the DoGet stream of its first endpoint, without reading it.
+    pub async fn open(
+        &self,
+        sql: &str,
+    ) -> Result<tonic::Streaming<arrow_flight::FlightData>, Status> {
+        let mut client = self.inner.clone();
+        let info = client.get_flight_info(statement(sql)).await?.into_inner();
+        let ticket = info.endpoint[0]
+            .ticket
+            .clone()
+            .ok_or_else(|| Status::internal("endpoint without ticket"))?;
+        Ok(client.do_get(ticket).await?.into_inner())
+    }
+
     /// Runs a statement that must succeed.
     pub async fn ok(&self, sql: &str) -> Vec<RecordBatch> {
         self.query(sql)
@@ -171,6 +180,15 @@ impl Client {
         assert_eq!(rows[0].len(), 1, "{sql} returned {rows:?}");
         rows[0][0].clone()
     }
+}
+
+/// The descriptor of a `CommandStatementQuery` for `sql`.
+fn statement(sql: &str) -> FlightDescriptor {
+    let command = CommandStatementQuery {
+        query: sql.to_string(),
+        transaction_id: None,
+    };
+    FlightDescriptor::new_cmd(command.as_any().encode_to_vec())
 }
 
 /// Every row as display strings.

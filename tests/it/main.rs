@@ -1,5 +1,6 @@
 //! Shoal's integration tests: real clusters on 127.0.0.1 port 0, talked to only through Flight SQL.
 
+mod cancellation;
 mod chaos;
 mod common;
 mod compose;
@@ -9,6 +10,7 @@ mod flight_sql_metadata;
 mod memory;
 mod plan_text;
 mod plans;
+mod python_clients;
 mod slt_db;
 mod slt_format;
 mod sql_basics;

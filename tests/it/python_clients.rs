@@ -1,0 +1,46 @@
+//! The Python client suites in tests/python (ADBC Flight SQL from PyPI, raw pyarrow.flight),
+//! run with pytest in the venv `scripts/python-venv.sh` makes, against a real 3-executor cluster.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::common::{TestCluster, within};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn python_adbc_and_flight_clients() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = shoal::python_venv::venv_python(repo).expect("the project's venv script works");
+    let cluster = TestCluster::start(3).await;
+    let output = within(
+        600,
+        "the Python client suites",
+        tokio::process::Command::new(&python)
+            .args([
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/python",
+            ])
+            .current_dir(repo)
+            .env("SHOAL_FLIGHT_URI", cluster.url())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("pytest starts");
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("{report}");
+    assert!(
+        output.status.success(),
+        "the Python client suites failed:\n{report}"
+    );
+    cluster.shutdown().await;
+}
