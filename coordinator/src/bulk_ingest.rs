@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use datafusion::common::{Result, plan_err};
+use datafusion::common::Result;
 use datafusion::datasource::sink::DataSink;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
-use shoal_catalog::{Command, Response, TableDef};
+use shoal_catalog::TableDef;
 use shoal_flight::arrow_codec::decode_schema;
 use shoal_flight::error::coded;
 use shoal_flight::wire_types::{cast_batch, plain_schema};
@@ -116,17 +116,7 @@ impl QueryEngine {
         schema: &SchemaRef,
     ) -> Result<TableDef> {
         let mut table = self.table_def(&request.table, schema, &request.options)?;
-        let response = self
-            .cluster()
-            .propose(Command::CreateTable {
-                table: table.clone(),
-                if_not_exists: false,
-            })
-            .await?;
-        let Response::TableCreated { id, .. } = response else {
-            return plan_err!("unexpected catalog response to CREATE TABLE: {response:?}");
-        };
-        table.id = id;
+        (table.id, _) = self.propose_table(table.clone(), false).await?;
         Ok(table)
     }
 }

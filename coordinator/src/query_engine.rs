@@ -30,6 +30,7 @@ use shoal_catalog::{Command, Response, TableDef};
 use shoal_flight::arrow_codec::encode_schema;
 use shoal_flight::error::coded;
 use shoal_flight::single_row_udf::single_row_udf;
+use shoal_flight::time_sliced::time_slice;
 use shoal_flight::wire_types::{plain_schema, plain_type};
 use tonic::Code;
 use tracing::info;
@@ -253,8 +254,11 @@ impl QueryEngine {
             return self.copy_from(&ctx, copy?).await;
         }
         let statement = single_statement(sql)?;
-        if !matches!(&statement, DFStatement::Statement(s) if !matches!(**s, Statement::CreateTable(_)))
-        {
+        let planned_by_datafusion = matches!(
+            &statement,
+            DFStatement::Statement(s) if !matches!(**s, Statement::CreateTable(_))
+        );
+        if !planned_by_datafusion {
             refuse_parameters(&parameters, "CREATE TABLE, EXPLAIN and COPY")?;
         }
         match statement {
@@ -349,8 +353,10 @@ impl QueryEngine {
             plan => {
                 let state = self.physical_planner(state, &plan);
                 let physical = state.create_physical_plan(&plan).await?;
+                // Sliced so that whoever drops the result stops the coordinator's part too
+                // (executors slice the stages they run).
                 Ok(QueryOutput::Plan {
-                    plan: physical,
+                    plan: time_slice(physical)?,
                     task_ctx: state.task_ctx(),
                 })
             }
@@ -377,16 +383,7 @@ impl QueryEngine {
         let schema = plain_schema(cmd.input.schema().as_arrow());
         let is_ctas = !matches!(cmd.input.as_ref(), LogicalPlan::EmptyRelation(_));
         let table = self.table_def(&name, &schema, &options)?;
-        let created = self
-            .cluster
-            .propose(Command::CreateTable {
-                table,
-                if_not_exists,
-            })
-            .await?;
-        let Response::TableCreated { created, .. } = created else {
-            return plan_err!("unexpected catalog response to CREATE TABLE");
-        };
+        let (_, created) = self.propose_table(table, if_not_exists).await?;
         info!(table = %name, created, "create table");
         if !is_ctas || !created {
             return Ok(status("CREATE TABLE"));
@@ -410,6 +407,26 @@ impl QueryEngine {
                 Err(e)
             }
         }
+    }
+
+    /// Creates `table` in the catalog; returns its id and whether it was created (false when
+    /// `if_not_exists` found it already there).
+    pub(crate) async fn propose_table(
+        &self,
+        table: TableDef,
+        if_not_exists: bool,
+    ) -> Result<(u64, bool)> {
+        let response = self
+            .cluster
+            .propose(Command::CreateTable {
+                table,
+                if_not_exists,
+            })
+            .await?;
+        let Response::TableCreated { id, created } = response else {
+            return plan_err!("unexpected catalog response to CREATE TABLE: {response:?}");
+        };
+        Ok((id, created))
     }
 
     /// The catalog entry for a new table: options, defaults, and placement on live executors.

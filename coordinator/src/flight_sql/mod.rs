@@ -7,6 +7,7 @@ pub mod prepared;
 pub mod service;
 pub mod sessions;
 pub mod tickets;
+pub mod uploads;
 
 pub use front_door::FrontDoor;
 pub use service::ShoalFlightSqlService;

@@ -3,20 +3,19 @@
 //! on any coordinator, survives a restart, and closing it frees nothing.
 
 use std::io::Cursor;
-use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
-use arrow_flight::decode::FlightRecordBatchStream;
-use arrow_flight::error::FlightError;
 use arrow_flight::sql::server::PeekableFlightDataStream;
 use bytes::Bytes;
 use datafusion::common::ScalarValue;
 use futures::TryStreamExt;
 use prost::Message;
 use tonic::Status;
+
+use super::uploads::open_upload;
 
 /// Marks Shoal's handles, so that a foreign or corrupt one gets a clear error.
 const MAGIC: &[u8] = b"shoal.prepared.1:";
@@ -93,32 +92,19 @@ impl PreparedStatement {
 pub async fn read_parameters(
     stream: PeekableFlightDataStream,
 ) -> Result<Option<RecordBatch>, Status> {
-    let (schema, batches) = read_batches(stream).await?;
-    match schema {
-        Some(schema) if batches.iter().any(|b| b.num_rows() > 0) => {
-            Ok(Some(concat_batches(&schema, &batches).map_err(|e| {
-                Status::invalid_argument(format!("cannot read the parameters: {e}"))
-            })?))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// Every batch of a DoPut stream, and its schema (`None` when the client sent no schema).
-pub async fn read_batches(
-    stream: PeekableFlightDataStream,
-) -> Result<(Option<arrow::datatypes::SchemaRef>, Vec<RecordBatch>), Status> {
-    let mut decoded =
-        FlightRecordBatchStream::new_from_flight_data(stream.map_err(FlightError::from));
-    let mut batches = Vec::new();
-    while let Some(batch) = decoded
-        .try_next()
+    let Some((schema, rows)) = open_upload(stream).await? else {
+        return Ok(None);
+    };
+    let batches: Vec<RecordBatch> = rows
+        .try_collect()
         .await
-        .map_err(|e| Status::invalid_argument(format!("cannot read the uploaded data: {e}")))?
-    {
-        batches.push(batch);
+        .map_err(|e| Status::invalid_argument(format!("cannot read the parameters: {e}")))?;
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        return Ok(None);
     }
-    Ok((decoded.schema().map(Arc::clone), batches))
+    Ok(Some(concat_batches(&schema, &batches).map_err(|e| {
+        Status::invalid_argument(format!("cannot read the parameters: {e}"))
+    })?))
 }
 
 /// The values of row `row`, for `$1..$n`.
@@ -133,6 +119,8 @@ pub fn row_values(parameters: &RecordBatch, row: usize) -> Result<Vec<ScalarValu
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};

@@ -8,7 +8,6 @@ use std::time::SystemTime;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
-use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
@@ -28,14 +27,12 @@ use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
     SchemaAsIpc, Ticket,
 };
-use datafusion::common::{DataFusionError, TableReference};
+use datafusion::common::TableReference;
 use datafusion::physical_plan::execute_stream;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use shoal_flight::datafusion_to_status;
 use shoal_flight::executor_client::encode_batches;
-use shoal_flight::time_sliced::time_slice;
 use shoal_flight::wire_types::cast_batch;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
@@ -46,9 +43,9 @@ use super::placeholders::number_placeholders;
 use super::prepared::{PreparedStatement, read_parameters, row_values};
 use super::sessions::{
     CLOSE_SESSION, GET_SESSION_OPTIONS, SET_SESSION_OPTIONS, Sessions, SetSessionOptionsRequest,
-    decode_body,
 };
 use super::tickets::{DoGetStream, TICKET_TTL, Tickets};
+use super::uploads::open_upload;
 use crate::bulk_ingest::{IngestRequest, WhenExists, WhenMissing};
 use crate::catalog_provider::{SHOAL_CATALOG, SHOAL_SCHEMA};
 use crate::control_actions;
@@ -183,6 +180,11 @@ fn expires_after(ttl: std::time::Duration) -> prost_types::Timestamp {
     }
 }
 
+/// Decodes an action body, naming the message on failure.
+fn decode_body<M: Message + Default>(body: &[u8], what: &str) -> Result<M, Status> {
+    M::decode(body).map_err(|_| Status::invalid_argument(format!("malformed {what}")))
+}
+
 fn unpack<M: ProstMessageExt>(any: &Any) -> Result<Option<M>, Status> {
     any.unpack::<M>()
         .map_err(|e| Status::invalid_argument(e.to_string()))
@@ -216,10 +218,7 @@ fn stream_output(output: QueryOutput) -> Result<DoGetStream, Status> {
     let schema = output.schema();
     match output {
         QueryOutput::Plan { plan, task_ctx } => {
-            // Sliced so that a dropped client stops the head stage too, not only the executors.
-            let stream = time_slice(plan)
-                .and_then(|plan| execute_stream(plan, task_ctx))
-                .map_err(|e| datafusion_to_status(&e))?;
+            let stream = execute_stream(plan, task_ctx).map_err(|e| datafusion_to_status(&e))?;
             let target = Arc::clone(&schema);
             let batches = stream.map(move |b| b.and_then(|b| cast_batch(&b, &target)));
             Ok(Box::pin(encode_batches(schema, batches)))
@@ -301,20 +300,9 @@ impl FlightSqlService for ShoalFlightSqlService {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let ingest = ingest_request(&command)?;
-        let mut decoded = FlightRecordBatchStream::new_from_flight_data(
-            request.into_inner().map_err(FlightError::from),
-        );
-        let first = decoded
-            .try_next()
-            .await
-            .map_err(|e| Status::invalid_argument(format!("cannot read the uploaded data: {e}")))?;
-        let schema = decoded
-            .schema()
-            .map(Arc::clone)
+        let (schema, stream) = open_upload(request.into_inner())
+            .await?
             .ok_or_else(|| Status::invalid_argument("the upload has no schema"))?;
-        let rest = decoded.map_err(|e| DataFusionError::External(Box::new(e)));
-        let batches = futures::stream::iter(first.map(Ok)).chain(rest);
-        let stream = Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&schema), batches));
         let rows = self
             .engine
             .ingest(&ingest, schema, stream)

@@ -208,11 +208,6 @@ fn session_id(metadata: &MetadataMap) -> Option<String> {
         .map(|(_, value)| value.to_string())
 }
 
-/// Decodes an action body, naming the message on failure.
-pub fn decode_body<M: Message + Default>(body: &[u8], what: &str) -> Result<M, Status> {
-    M::decode(body).map_err(|_| Status::invalid_argument(format!("malformed {what}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
