@@ -7,7 +7,7 @@ venv="${SHOAL_VENV:-$root/.venv}"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" >&2
 fi
-if ! "$venv/bin/python" -c "import duckdb, pyarrow, adbc_driver_flightsql, pytest, pandas, flightsql" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import duckdb, pyarrow, adbc_driver_flightsql, pytest, pandas, flightsql, psycopg" 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements.txt" >&2
 fi
 echo "$venv/bin/python"

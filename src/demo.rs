@@ -7,6 +7,7 @@ use crate::cli::client::SqlClient;
 use crate::cli::errors::error_message;
 use crate::local_cluster::{Error, LocalCluster, LocalClusterOptions};
 use crate::tpch;
+use shoal_coordinator::PgAuth;
 use shoal_executor::{ByteSize, MemoryConfig};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -23,6 +24,13 @@ pub struct DemoArgs {
     /// Flight SQL port of the coordinator on 127.0.0.1 (0: any free port)
     #[arg(long, default_value_t = 50051)]
     pub port: u16,
+    /// Postgres wire protocol port on 127.0.0.1, for psql and Postgres drivers (0: any free port)
+    #[arg(long, default_value_t = 5433)]
+    pub pg_port: u16,
+    /// Password Postgres clients must give (checked by SCRAM-SHA-256); without it any client
+    /// may connect, with any user name
+    #[arg(long, env = "SHOAL_PG_PASSWORD")]
+    pub pg_password: Option<String>,
     /// Serve until SIGINT/SIGTERM instead of opening the SQL prompt
     #[arg(long)]
     pub no_prompt: bool,
@@ -59,6 +67,13 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
             limit: args.executor_memory.map(|b| b.0),
             spill: !args.no_spill,
         },
+        pg_port: Some(args.pg_port),
+        pg_auth: match &args.pg_password {
+            Some(password) => PgAuth::Scram {
+                password: password.clone(),
+            },
+            None => PgAuth::Trust,
+        },
     };
     let cluster = LocalCluster::start(&data_dir, &options).await?;
     let loaded = load_tpch(&cluster.url, &data_dir, args.scale).await;
@@ -67,6 +82,9 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
         return Err(e);
     }
     println!("Flight SQL: {}", cluster.url);
+    if let Some(pg) = cluster.pg_address {
+        println!("Postgres:   psql -h {} -p {} -U shoal", pg.ip(), pg.port());
+    }
     if args.no_prompt {
         eprintln!("Serving until SIGINT or SIGTERM.");
         wait_for_signal().await;

@@ -2,10 +2,11 @@
 //! own listener and data dir. Used by `shoal demo` and by the integration tests.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use shoal_coordinator::{Coordinator, CoordinatorConfig};
+use shoal_coordinator::{Coordinator, CoordinatorConfig, PgAuth};
 use shoal_executor::{ExecutorConfig, MemoryConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -36,6 +37,10 @@ pub struct LocalClusterOptions {
     pub port: u16,
     /// Memory budget of each executor.
     pub executor_memory: MemoryConfig,
+    /// Postgres wire protocol port on 127.0.0.1 (0: any free port; `None`: no listener).
+    pub pg_port: Option<u16>,
+    /// How Postgres clients log in.
+    pub pg_auth: PgAuth,
 }
 
 impl LocalClusterOptions {
@@ -44,6 +49,8 @@ impl LocalClusterOptions {
             executors,
             port: 0,
             executor_memory: MemoryConfig::default(),
+            pg_port: Some(0),
+            pg_auth: PgAuth::Trust,
         }
     }
 }
@@ -51,6 +58,8 @@ impl LocalClusterOptions {
 pub struct LocalCluster {
     /// Flight SQL URL of the coordinator, e.g. `grpc://127.0.0.1:50051`.
     pub url: String,
+    /// Address of the Postgres listener, if there is one.
+    pub pg_address: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -63,20 +72,41 @@ impl LocalCluster {
         let (stop, stopped) = watch::channel(false);
         let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let address = listener.local_addr()?;
+        let pg_listener = match options.pg_port {
+            Some(port) => Some(TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+                format!("cannot listen for Postgres clients on 127.0.0.1:{port}: {e}")
+            })?),
+            None => None,
+        };
+        let pg_address = pg_listener.as_ref().map(|l| l.local_addr()).transpose()?;
         let raft_listener = TcpListener::bind("127.0.0.1:0").await?;
         // Every executor is in this process: shuffles stay uncompressed (compressing would
         // cost CPU and save nothing).
         let config = CoordinatorConfig::single(1, data_dir.join("coordinator"));
         let coordinator = Coordinator::open(config, raft_listener).await?;
         let probe = coordinator.clone();
-        let mut tasks = vec![tokio::spawn({
+        let mut tasks = Vec::new();
+        if let Some(pg_listener) = pg_listener {
+            let coordinator = coordinator.clone();
+            let auth = options.pg_auth.clone();
+            let shutdown = shutdown_signal(&stopped);
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = coordinator
+                    .serve_postgres(pg_listener, auth, shutdown)
+                    .await
+                {
+                    tracing::error!(error = %e, "postgres listener stopped");
+                }
+            }));
+        }
+        tasks.push(tokio::spawn({
             let shutdown = shutdown_signal(&stopped);
             async move {
                 if let Err(e) = coordinator.serve(listener, shutdown).await {
                     tracing::error!(error = %e, "coordinator stopped");
                 }
             }
-        })];
+        }));
         let coordinator_url = format!("http://{address}");
         for i in 0..executors {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -100,6 +130,7 @@ impl LocalCluster {
                 let registered = probe.live_executors();
                 let cluster = Self {
                     url: String::new(),
+                    pg_address,
                     stop,
                     tasks,
                 };
@@ -114,6 +145,7 @@ impl LocalCluster {
         }
         Ok(Self {
             url: format!("grpc://{address}"),
+            pg_address,
             stop,
             tasks,
         })

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use shoal::local_cluster::{Error, shutdown_signal};
-use shoal_coordinator::{Coordinator, CoordinatorConfig, Membership, RaftTiming};
+use shoal_coordinator::{Coordinator, CoordinatorConfig, Membership, PgAuth, RaftTiming};
 use shoal_executor::{ByteSize, ExecutorConfig, MemoryConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -81,6 +81,17 @@ struct CoordinatorArgs {
     /// executors on one machine)
     #[arg(long, default_value = "lz4", value_parser = parse_shuffle_compression)]
     shuffle_compression: ShuffleCompression,
+    /// Serve the Postgres wire protocol (psql, psycopg, BI tools) on this port of the
+    /// --listen host, e.g. 5432
+    #[arg(long)]
+    pg_port: Option<u16>,
+    /// Password Postgres clients must give; without it any client may connect, with any
+    /// user name
+    #[arg(long, env = "SHOAL_PG_PASSWORD", requires = "pg_port")]
+    pg_password: Option<String>,
+    /// How --pg-password is checked: scram (SCRAM-SHA-256) or password (sent in cleartext)
+    #[arg(long, default_value = "scram", value_parser = ["scram", "password"])]
+    pg_auth: String,
 }
 
 /// `--shuffle-compression`, parsed.
@@ -225,6 +236,25 @@ async fn run(command: Command) -> Result<(), Error> {
             };
             let coordinator = Coordinator::open(config, raft_listener).await?;
             eprintln!("Flight SQL: grpc://{}", listener.local_addr()?);
+            if let Some(port) = args.pg_port {
+                let host = listener.local_addr()?.ip();
+                let pg_listener = TcpListener::bind((host, port)).await?;
+                eprintln!("Postgres:   {}", pg_listener.local_addr()?);
+                let auth = match (args.pg_password, args.pg_auth.as_str()) {
+                    (None, _) => PgAuth::Trust,
+                    (Some(password), "password") => PgAuth::Cleartext { password },
+                    (Some(password), _) => PgAuth::Scram { password },
+                };
+                let postgres = coordinator.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = postgres
+                        .serve_postgres(pg_listener, auth, on_signal())
+                        .await
+                    {
+                        tracing::error!(error = %e, "postgres listener stopped");
+                    }
+                });
+            }
             coordinator.serve(listener, on_signal()).await?;
             Ok(())
         }

@@ -1,5 +1,5 @@
-//! The catalog as DataFusion sees it: catalog `shoal`, schema `public`, one `ShardTable` per
-//! table of a pinned catalog version.
+//! The catalog as DataFusion sees it: catalog `shoal`, schema `public` with one `ShardTable`
+//! per table of a pinned catalog version, and `pg_catalog` for Postgres clients.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use shoal_flight::arrow_codec::decode_schema;
 
 use crate::cluster::Cluster;
 use crate::executor_registry::ExecutorRegistry;
+use crate::pg_catalog::{PG_CATALOG_SCHEMA, PgCatalog};
 use crate::shard_table::ShardTable;
 
 pub const SHOAL_CATALOG: &str = "shoal";
@@ -21,6 +22,7 @@ pub const SHOAL_SCHEMA: &str = "public";
 #[derive(Debug)]
 pub struct ShoalCatalogProvider {
     schema: Arc<ShoalSchemaProvider>,
+    pg_catalog: PgCatalog,
 }
 
 impl ShoalCatalogProvider {
@@ -28,6 +30,7 @@ impl ShoalCatalogProvider {
         state: Arc<CatalogState>,
         live: HashSet<ExecutorId>,
         cluster: Arc<Cluster>,
+        pg_catalog: PgCatalog,
     ) -> Result<Self> {
         let addresses = ExecutorRegistry::addresses(&state);
         let mut tables = BTreeMap::new();
@@ -46,17 +49,28 @@ impl ShoalCatalogProvider {
         }
         Ok(Self {
             schema: Arc::new(ShoalSchemaProvider { tables }),
+            pg_catalog,
         })
     }
 }
 
 impl CatalogProvider for ShoalCatalogProvider {
     fn schema_names(&self) -> Vec<String> {
-        vec![SHOAL_SCHEMA.to_string()]
+        vec![SHOAL_SCHEMA.to_string(), PG_CATALOG_SCHEMA.to_string()]
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        (name == SHOAL_SCHEMA).then(|| Arc::clone(&self.schema) as Arc<dyn SchemaProvider>)
+        match name {
+            SHOAL_SCHEMA => Some(Arc::clone(&self.schema) as Arc<dyn SchemaProvider>),
+            PG_CATALOG_SCHEMA => match self.pg_catalog.schema() {
+                Ok(schema) => Some(schema),
+                Err(e) => {
+                    tracing::error!(error = %e, "pg_catalog is not available");
+                    None
+                }
+            },
+            _ => None,
+        }
     }
 }
 

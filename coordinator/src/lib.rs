@@ -14,6 +14,9 @@ pub mod distributed;
 pub mod error;
 pub mod executor_registry;
 pub mod flight_sql;
+pub mod key_sorted_runs;
+pub mod pg_catalog;
+pub mod pg_wire;
 pub mod pruning;
 pub mod query_engine;
 pub mod server;
@@ -24,4 +27,5 @@ pub mod table_options;
 pub mod table_statistics;
 
 pub use error::CoordinatorError;
+pub use pg_wire::PgAuth;
 pub use server::{Coordinator, CoordinatorConfig, Membership, RaftTiming};

@@ -15,10 +15,12 @@ use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::execution::{SessionState, TaskContext};
+use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
@@ -31,7 +33,7 @@ use shoal_flight::arrow_codec::encode_schema;
 use shoal_flight::error::coded;
 use shoal_flight::single_row_udf::single_row_udf;
 use shoal_flight::time_sliced::time_slice;
-use shoal_flight::wire_types::{plain_schema, plain_type};
+use shoal_flight::wire_types::{cast_batch, plain_schema, plain_type};
 use tonic::Code;
 use tracing::info;
 
@@ -44,6 +46,7 @@ use crate::copy_from::CopyFrom;
 use crate::distributed::{
     describe_tasks, display_distributed_plan, distributed_session, plan_with_metrics,
 };
+use crate::pg_catalog::{PgCatalog, with_pg_functions};
 use crate::shard_write_sink::collect_garbage;
 use crate::stage_metrics;
 use crate::table_options::TableOptions;
@@ -87,6 +90,24 @@ impl QueryOutput {
             QueryOutput::Batches { schema, .. } => Arc::clone(schema),
         }
     }
+
+    /// The rows, running the plan if there is one, cast to the plain types of [`Self::schema`].
+    pub fn into_stream(self) -> Result<SendableRecordBatchStream> {
+        let schema = self.schema();
+        match self {
+            QueryOutput::Plan { plan, task_ctx } => {
+                let stream = execute_stream(plan, task_ctx)?;
+                let target = Arc::clone(&schema);
+                Ok(Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    stream.map(move |b| b.and_then(|b| cast_batch(&b, &target))),
+                )))
+            }
+            QueryOutput::Batches { batches, .. } => {
+                Ok(Box::pin(MemoryStream::try_new(batches, schema, None)?))
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -95,6 +116,7 @@ pub struct QueryEngine {
     runtime: Arc<RuntimeEnv>,
     shuffle_compression: Option<CompressionType>,
     base_state: Arc<Mutex<Option<BaseState>>>,
+    pg_catalog: PgCatalog,
 }
 
 /// A session state with every function and rule registered, for one set of live executors.
@@ -112,6 +134,7 @@ impl QueryEngine {
         shuffle_compression: Option<CompressionType>,
     ) -> Self {
         Self {
+            pg_catalog: PgCatalog::new(Arc::clone(&cluster)),
             cluster,
             runtime,
             shuffle_compression,
@@ -167,6 +190,7 @@ impl QueryEngine {
                 state,
                 live_ids,
                 Arc::clone(&self.cluster),
+                self.pg_catalog.clone(),
             )?),
         );
         Ok(ctx)
@@ -181,14 +205,14 @@ impl QueryEngine {
         {
             return Ok(base.state.clone());
         }
-        let state = with_shoal_functions(
+        let state = with_shoal_functions(with_pg_functions(
             distributed_session(
                 self.state_builder(executor_addresses.len()),
                 &executor_addresses,
                 self.shuffle_compression,
             )?
             .build(),
-        )?;
+        )?)?;
         *cached = Some(BaseState {
             executor_addresses,
             state: state.clone(),

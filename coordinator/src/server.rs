@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use shoal_catalog::{Catalog, CatalogConfig, Command, Formation};
 use shoal_flight::incoming::nodelay_incoming;
@@ -19,6 +20,7 @@ use arrow::ipc::CompressionType;
 use crate::cluster::Cluster;
 use crate::error::CoordinatorError;
 use crate::flight_sql::{FrontDoor, ShoalFlightSqlService};
+use crate::pg_wire::PgAuth;
 use crate::query_engine::QueryEngine;
 
 #[derive(Debug, Clone)]
@@ -127,8 +129,18 @@ impl Coordinator {
             Membership::Join(peers) => catalog.start(Formation::Join(peers.clone())).await?,
         }
         let cluster = Cluster::new(catalog);
+        // Writes spill their sorted runs here; files left by a crash belong to no write.
+        let spill_dir = config.data_dir.join("spill");
+        if spill_dir.exists() {
+            std::fs::remove_dir_all(&spill_dir)?;
+        }
+        std::fs::create_dir_all(&spill_dir)?;
         let runtime = Arc::new(
             RuntimeEnvBuilder::new()
+                .with_disk_manager_builder(
+                    DiskManagerBuilder::default()
+                        .with_mode(DiskManagerMode::Directories(vec![spill_dir])),
+                )
                 .build()
                 .map_err(|e| std::io::Error::other(e.to_string()))?,
         );
@@ -150,6 +162,18 @@ impl Coordinator {
 
     pub fn engine(&self) -> &QueryEngine {
         &self.engine
+    }
+
+    /// Serves the Postgres wire protocol on `listener` until `shutdown` resolves. It runs
+    /// beside [`Self::serve`], which owns the catalog's lifetime.
+    pub async fn serve_postgres(
+        &self,
+        listener: TcpListener,
+        auth: PgAuth,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), CoordinatorError> {
+        crate::pg_wire::serve(listener, self.engine.clone(), auth, shutdown).await?;
+        Ok(())
     }
 
     /// Serves Flight SQL on `listener` until `shutdown` resolves, then closes the catalog.

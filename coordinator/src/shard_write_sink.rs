@@ -1,11 +1,11 @@
 //! `ShardWriteSink`: the write path. Rows are hash-partitioned on the distribution column into
 //! the table's buckets, each bucket's rows are written as Parquet on every owner executor, and
 //! one Raft `CommitWrite` makes all new files visible at once, only after every copy is durable.
+//! A bucket's files are key-disjoint (see `key_sorted_runs`), so a lookup opens one file.
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::common::{Result, exec_datafusion_err};
@@ -27,8 +27,9 @@ use tracing::{info, warn};
 use crate::bucketing::bucket_partitioner;
 use crate::cluster::{Cluster, catalog_error};
 use crate::executor_registry::ExecutorRegistry;
+use crate::key_sorted_runs::{KeyBoundaryFiles, KeySortedRuns, sorted_by_key};
 
-/// Rows per shard file; a bucket's buffer is flushed to a new file when it reaches this.
+/// Rows per shard file, and per sorted run held in memory for each bucket.
 pub const ROWS_PER_FILE: usize = 1_000_000;
 
 #[derive(Debug)]
@@ -69,7 +70,7 @@ impl DataSink for ShardWriteSink {
     async fn write_all(
         &self,
         data: SendableRecordBatchStream,
-        _context: &Arc<TaskContext>,
+        context: &Arc<TaskContext>,
     ) -> Result<u64> {
         let (txn, table) = match self
             .cluster
@@ -95,7 +96,7 @@ impl DataSink for ShardWriteSink {
             ));
         }
         let mut writer =
-            BucketWriter::try_new(&self.cluster, table, Arc::clone(&self.schema), txn)?;
+            BucketWriter::try_new(&self.cluster, table, Arc::clone(&self.schema), txn, context)?;
         match writer.write_stream(data).await {
             Ok(()) => {
                 let rows = writer.rows;
@@ -137,7 +138,8 @@ impl DataSink for ShardWriteSink {
     }
 }
 
-/// Buffers rows per bucket and writes full buckets to their owners.
+/// Buffers rows per bucket and writes them to the bucket's owners: directly when the table
+/// has no distribution key, else through sorted runs merged at the end.
 struct BucketWriter {
     table: TableDef,
     schema: SchemaRef,
@@ -145,13 +147,20 @@ struct BucketWriter {
     partitioner: Option<BatchPartitioner>,
     buffers: Vec<(Vec<RecordBatch>, usize)>,
     owner_addresses: Vec<Vec<String>>,
+    runs: Option<KeySortedRuns>,
     written: Vec<ShardFile>,
     rows: u64,
     files_started: usize,
 }
 
 impl BucketWriter {
-    fn try_new(cluster: &Cluster, table: TableDef, schema: SchemaRef, txn: TxnId) -> Result<Self> {
+    fn try_new(
+        cluster: &Cluster,
+        table: TableDef,
+        schema: SchemaRef,
+        txn: TxnId,
+        context: &Arc<TaskContext>,
+    ) -> Result<Self> {
         let partitioner = match &table.distribution {
             Some(column) if table.shard_count > 1 => {
                 Some(bucket_partitioner(&schema, column, table.shard_count)?)
@@ -177,8 +186,14 @@ impl BucketWriter {
             }
             owner_addresses.push(list);
         }
+        let buckets = table.shard_count as usize;
+        let runs = table
+            .distribution
+            .as_deref()
+            .map(|key| KeySortedRuns::new(Arc::clone(&schema), key, buckets, context));
         Ok(Self {
-            buffers: vec![(Vec::new(), 0); table.shard_count as usize],
+            buffers: vec![(Vec::new(), 0); buckets],
+            runs,
             table,
             schema,
             txn,
@@ -206,23 +221,45 @@ impl BucketWriter {
                 *rows += part.num_rows();
                 batches.push(part);
                 if *rows >= ROWS_PER_FILE {
-                    self.flush(bucket).await?;
+                    let (batches, rows) = std::mem::take(&mut self.buffers[bucket]);
+                    match &mut self.runs {
+                        Some(runs) => runs.spill(bucket, batches)?,
+                        None => self.write_file(bucket, batches, rows).await?,
+                    }
                 }
             }
         }
         for bucket in 0..self.buffers.len() {
-            self.flush(bucket).await?;
+            let (batches, rows) = std::mem::take(&mut self.buffers[bucket]);
+            match &mut self.runs {
+                Some(runs) if runs.has_runs(bucket) => {
+                    let key = self.table.distribution.clone().expect("runs need a key");
+                    let merged = runs.merged(bucket, batches)?;
+                    let mut files = KeyBoundaryFiles::new(merged, &key, ROWS_PER_FILE)?;
+                    while let Some((batches, rows)) = files.next_file().await? {
+                        self.write_file(bucket, batches, rows).await?;
+                    }
+                }
+                _ => {
+                    let key = self.table.distribution.as_deref();
+                    let batches = sorted_by_key(&self.schema, key, batches)?;
+                    self.write_file(bucket, batches, rows).await?;
+                }
+            }
         }
         Ok(())
     }
 
-    /// Writes the buffered rows of `bucket` as one file on every owner (all copies or none).
-    async fn flush(&mut self, bucket: usize) -> Result<()> {
-        let (batches, rows) = std::mem::take(&mut self.buffers[bucket]);
+    /// Writes `batches` as one new file of `bucket` on every owner (all copies or none).
+    async fn write_file(
+        &mut self,
+        bucket: usize,
+        batches: Vec<RecordBatch>,
+        rows: usize,
+    ) -> Result<()> {
         if rows == 0 {
             return Ok(());
         }
-        let batches = sorted_by_key(&self.schema, self.table.distribution.as_deref(), batches)?;
         self.files_started += 1;
         let path = format!(
             "shards/t{}/b{bucket}/w{}-{}.parquet",
@@ -261,23 +298,6 @@ impl BucketWriter {
         file.column_stats = first.column_stats.clone();
         Ok(())
     }
-}
-
-/// `batches` as one batch sorted on the distribution column, so that every row group and page
-/// of a shard file covers a narrow key range and a lookup or range filter on the key skips
-/// nearly all of it (rows arrive interleaved from parallel readers). Tables without a
-/// distribution column keep the order they were written in.
-fn sorted_by_key(
-    schema: &SchemaRef,
-    key: Option<&str>,
-    batches: Vec<RecordBatch>,
-) -> Result<Vec<RecordBatch>> {
-    let Some(key) = key else {
-        return Ok(batches);
-    };
-    let all = concat_batches(schema, &batches)?;
-    let order = sort_to_indices(all.column(schema.index_of(key)?), None, None)?;
-    Ok(vec![take_record_batch(&all, &order)?])
 }
 
 /// Deletes files no committed version references (best effort: a failure leaves an orphan

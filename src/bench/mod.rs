@@ -89,6 +89,8 @@ async fn run_tpch(args: TpchArgs) -> Result<(), Error> {
             limit: args.executor_memory.map(|b| b.0),
             spill: true,
         },
+        pg_port: None,
+        pg_auth: shoal_coordinator::PgAuth::Trust,
     };
     eprintln!(
         "TPC-H scale {}: 1 coordinator and {} executors, data in {}",

@@ -77,6 +77,15 @@ impl TestCluster {
         Client::connect(self.url()).await
     }
 
+    /// The Postgres listener's address.
+    pub fn pg_address(&self) -> std::net::SocketAddr {
+        self.cluster
+            .as_ref()
+            .expect("running")
+            .pg_address
+            .expect("the cluster serves Postgres")
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(cluster) = self.cluster.take() {
             within(30, "cluster shutdown", cluster.shutdown()).await;

@@ -1,4 +1,5 @@
-//! Shoal's integration tests: real clusters on 127.0.0.1 port 0, talked to only through Flight SQL.
+//! Shoal's integration tests: real clusters on 127.0.0.1 port 0, talked to through Flight SQL
+//! and the Postgres wire protocol.
 
 mod cancellation;
 mod chaos;
@@ -10,6 +11,7 @@ mod flight_sql_metadata;
 mod memory;
 mod plan_text;
 mod plans;
+mod postgres_wire;
 mod python_clients;
 mod slt_db;
 mod slt_format;

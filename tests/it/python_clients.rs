@@ -1,5 +1,6 @@
-//! The Python client suites in tests/python (ADBC Flight SQL from PyPI, raw pyarrow.flight),
-//! run with pytest in the venv `scripts/python-venv.sh` makes, against a real 3-executor cluster.
+//! The Python client suites in tests/python (ADBC Flight SQL from PyPI, raw pyarrow.flight,
+//! flightsql-dbapi, psycopg over the Postgres wire protocol), run with pytest in the venv
+//! `scripts/python-venv.sh` makes, against a real 3-executor cluster.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -25,6 +26,8 @@ async fn python_adbc_and_flight_clients() {
             ])
             .current_dir(repo)
             .env("SHOAL_FLIGHT_URI", cluster.url())
+            .env("SHOAL_PG_HOST", cluster.pg_address().ip().to_string())
+            .env("SHOAL_PG_PORT", cluster.pg_address().port().to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

@@ -114,3 +114,38 @@ async fn ddl_writes_and_reads() {
     );
     cluster.shutdown().await;
 }
+
+/// A bucket bigger than one file is written as key-disjoint files, so a lookup on the
+/// distribution key opens one file however the rows arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bucket_of_many_files_splits_by_key() {
+    let cluster = TestCluster::start(2).await;
+    let client = cluster.client().await;
+    client
+        .ok("CREATE TABLE scattered (k BIGINT NOT NULL, v BIGINT) WITH (distribution = 'k', shards = 1, replication = 2)")
+        .await;
+    // Keys arrive as a permutation of 0..2.5M (1000003 is coprime to 2.5M), and the lookup
+    // key 7 repeats three times, so the three copies must land in one file.
+    client
+        .ok("INSERT INTO scattered SELECT (value * 1000003) % 2500000, value FROM generate_series(0, 2499999) UNION ALL SELECT 7, -1 UNION ALL SELECT 7, -2")
+        .await;
+    assert_eq!(
+        client.scalar("SELECT count(*) FROM scattered").await,
+        "2500002"
+    );
+    let full = client.explain("SELECT * FROM scattered").await;
+    assert!(full.contains("files=3"), "{full}");
+    for key in [0, 7, 1_250_000, 2_499_999] {
+        let lookup = client
+            .explain(&format!("SELECT v FROM scattered WHERE k = {key}"))
+            .await;
+        assert!(lookup.contains("files=1,"), "k = {key}: {lookup}");
+    }
+    assert_eq!(
+        client
+            .scalar("SELECT count(*) FROM scattered WHERE k = 7")
+            .await,
+        "3"
+    );
+    cluster.shutdown().await;
+}

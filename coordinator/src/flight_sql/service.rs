@@ -28,12 +28,10 @@ use arrow_flight::{
     SchemaAsIpc, Ticket,
 };
 use datafusion::common::TableReference;
-use datafusion::physical_plan::execute_stream;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, TryStreamExt};
 use prost::Message;
 use shoal_flight::datafusion_to_status;
 use shoal_flight::executor_client::encode_batches;
-use shoal_flight::wire_types::cast_batch;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
@@ -216,18 +214,8 @@ fn batch_stream(schema: SchemaRef, batch: Result<RecordBatch, FlightError>) -> D
 /// Streams a statement's rows to the client, cast to plain (non-view) types.
 fn stream_output(output: QueryOutput) -> Result<DoGetStream, Status> {
     let schema = output.schema();
-    match output {
-        QueryOutput::Plan { plan, task_ctx } => {
-            let stream = execute_stream(plan, task_ctx).map_err(|e| datafusion_to_status(&e))?;
-            let target = Arc::clone(&schema);
-            let batches = stream.map(move |b| b.and_then(|b| cast_batch(&b, &target)));
-            Ok(Box::pin(encode_batches(schema, batches)))
-        }
-        QueryOutput::Batches { batches, .. } => Ok(Box::pin(encode_batches(
-            schema,
-            futures::stream::iter(batches.into_iter().map(Ok)),
-        ))),
-    }
+    let batches = output.into_stream().map_err(|e| datafusion_to_status(&e))?;
+    Ok(Box::pin(encode_batches(schema, batches)))
 }
 
 fn ipc_schema(schema: &Schema) -> Result<bytes::Bytes, Status> {
