@@ -96,7 +96,7 @@ fn kind_of(statement: &Statement) -> StatementKind {
                 .collect::<Vec<_>>()
                 .join(" ");
             match server_parameter(&name) {
-                Some(value) => ShowParameter(column_name(&name), value),
+                Some((column, value)) => ShowParameter(column, value),
                 None => Rows("SHOW"),
             }
         }
@@ -117,41 +117,29 @@ fn is_client_setting(set: &Set) -> bool {
     }
 }
 
-/// The value of a server parameter clients ask about.
-fn server_parameter(name: &str) -> Option<String> {
-    let value = match name {
-        "server_version" => format!("16.6 (Shoal {})", env!("CARGO_PKG_VERSION")),
-        "server_version_num" => "160006".to_string(),
-        "server_encoding" | "client_encoding" => "UTF8".to_string(),
-        "datestyle" => "ISO, YMD".to_string(),
-        "timezone" | "time zone" => "Etc/UTC".to_string(),
-        "transaction isolation level" | "transaction_isolation" => "read committed".to_string(),
-        "standard_conforming_strings" | "integer_datetimes" => "on".to_string(),
-        "search_path" => "public".to_string(),
-        "max_identifier_length" => "63".to_string(),
-        "is_superuser" => "on".to_string(),
+/// The column name and value of a server parameter clients ask about.
+fn server_parameter(name: &str) -> Option<(&'static str, String)> {
+    let (column, value) = match name {
+        "server_version" => (
+            "server_version",
+            format!("16.6 (Shoal {})", env!("CARGO_PKG_VERSION")),
+        ),
+        "server_version_num" => ("server_version_num", "160006".to_string()),
+        "server_encoding" => ("server_encoding", "UTF8".to_string()),
+        "client_encoding" => ("client_encoding", "UTF8".to_string()),
+        "datestyle" => ("DateStyle", "ISO, YMD".to_string()),
+        "timezone" | "time zone" => ("TimeZone", "Etc/UTC".to_string()),
+        "transaction isolation level" | "transaction_isolation" => {
+            ("transaction_isolation", "read committed".to_string())
+        }
+        "standard_conforming_strings" => ("standard_conforming_strings", "on".to_string()),
+        "integer_datetimes" => ("integer_datetimes", "on".to_string()),
+        "search_path" => ("search_path", "public".to_string()),
+        "max_identifier_length" => ("max_identifier_length", "63".to_string()),
+        "is_superuser" => ("is_superuser", "on".to_string()),
         _ => return None,
     };
-    Some(value)
-}
-
-fn column_name(name: &str) -> &'static str {
-    match name {
-        "transaction isolation level" => "transaction_isolation",
-        "time zone" => "timezone",
-        "server_version" => "server_version",
-        "server_version_num" => "server_version_num",
-        "server_encoding" => "server_encoding",
-        "client_encoding" => "client_encoding",
-        "datestyle" => "DateStyle",
-        "timezone" => "TimeZone",
-        "transaction_isolation" => "transaction_isolation",
-        "standard_conforming_strings" => "standard_conforming_strings",
-        "integer_datetimes" => "integer_datetimes",
-        "search_path" => "search_path",
-        "max_identifier_length" => "max_identifier_length",
-        _ => "setting",
-    }
+    Some((column, value))
 }
 
 #[cfg(test)]
