@@ -74,6 +74,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
             },
             None => PgAuth::Trust,
         },
+        flight_password: None,
     };
     let cluster = LocalCluster::start(&data_dir, &options).await?;
     let loaded = load_tpch(&cluster.url, &data_dir, args.scale).await;
@@ -89,7 +90,8 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
         eprintln!("Serving until SIGINT or SIGTERM.");
         wait_for_signal().await;
     } else {
-        if let Err(e) = crate::cli::repl(&cluster.url, crate::cli::OutputFormat::Table).await {
+        if let Err(e) = crate::cli::repl(&cluster.url, crate::cli::OutputFormat::Table, None).await
+        {
             eprintln!("ERROR: {e}");
         }
     }
@@ -101,7 +103,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
 /// Creates and loads the TPC-H tables that do not exist yet, through the same Flight SQL
 /// statements a user would send (CREATE TABLE, COPY).
 pub async fn load_tpch(url: &str, data_dir: &std::path::Path, scale: f64) -> Result<(), Error> {
-    let mut client = SqlClient::connect(url).await?;
+    let mut client = SqlClient::connect(url, None).await?;
     let existing = query_strings(&mut client, "SHOW TABLES").await?;
     let missing: Vec<&str> = tpch::TABLES
         .iter()

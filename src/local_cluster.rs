@@ -41,6 +41,8 @@ pub struct LocalClusterOptions {
     pub pg_port: Option<u16>,
     /// How Postgres clients log in.
     pub pg_auth: PgAuth,
+    /// Password Flight SQL clients must give (`None`: everyone is accepted).
+    pub flight_password: Option<String>,
 }
 
 impl LocalClusterOptions {
@@ -51,6 +53,7 @@ impl LocalClusterOptions {
             executor_memory: MemoryConfig::default(),
             pg_port: Some(0),
             pg_auth: PgAuth::Trust,
+            flight_password: None,
         }
     }
 }
@@ -82,7 +85,8 @@ impl LocalCluster {
         let raft_listener = TcpListener::bind("127.0.0.1:0").await?;
         // Every executor is in this process: shuffles stay uncompressed (compressing would
         // cost CPU and save nothing).
-        let config = CoordinatorConfig::single(1, data_dir.join("coordinator"));
+        let mut config = CoordinatorConfig::single(1, data_dir.join("coordinator"));
+        config.flight_password = options.flight_password.clone();
         let coordinator = Coordinator::open(config, raft_listener).await?;
         let probe = coordinator.clone();
         let mut tasks = Vec::new();

@@ -92,6 +92,10 @@ struct CoordinatorArgs {
     /// How --pg-password is checked: scram (SCRAM-SHA-256) or password (sent in cleartext)
     #[arg(long, default_value = "scram", value_parser = ["scram", "password"])]
     pg_auth: String,
+    /// Password Flight SQL clients must give (HTTP Basic, any user name); without it any
+    /// client may connect
+    #[arg(long, env = "SHOAL_FLIGHT_PASSWORD")]
+    flight_password: Option<String>,
 }
 
 /// `--shuffle-compression`, parsed.
@@ -222,6 +226,7 @@ async fn run(command: Command) -> Result<(), Error> {
                 membership,
                 raft_advertise: args.raft_advertise,
                 flight_advertise: args.advertise,
+                flight_password: args.flight_password,
                 raft_timing: {
                     let defaults = RaftTiming::default();
                     let (min, max) = args

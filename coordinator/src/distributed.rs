@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use arrow::ipc::CompressionType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::{DataFusionError, Result, exec_err};
+use datafusion::common::{DataFusionError, Result, exec_err, internal_err};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::prelude::SessionConfig;
 use datafusion_distributed::{
     DesiredTaskCountEvent, DesiredTaskCountEventResponse, DistributedExt, DistributedLeafExec,
@@ -20,6 +21,8 @@ use datafusion_distributed::{
 };
 use shoal_flight::{ShardPartition, ShardScanCodec, ShardScanExec};
 use url::Url;
+
+use crate::export_tasks::{ExportTasksExec, TasksSender};
 
 /// Live executors' worker URLs, fixed for one query.
 #[derive(Clone)]
@@ -323,4 +326,70 @@ fn scan_task_shards(stage: &Arc<dyn ExecutionPlan>) -> Vec<(String, Vec<Vec<Stri
         Ok(TreeNodeRecursion::Continue)
     });
     scans
+}
+
+/// Where the tasks of a query's final stage run, once the stages are on their executors.
+#[derive(Debug, Clone)]
+pub struct FinalStageTasks {
+    /// datafusion-distributed's id of the query.
+    pub query_id: String,
+    pub stage: usize,
+    /// The executor (worker URL) of each task.
+    pub executors: Vec<Url>,
+    /// How many output partitions each task has.
+    pub partitions_per_task: usize,
+}
+
+/// The tasks of the stage below `boundary`, a network boundary whose stage was sent out.
+pub fn final_stage_tasks(boundary: &Arc<dyn ExecutionPlan>) -> Result<FinalStageTasks> {
+    use datafusion_distributed::{NetworkBoundaryExt, Stage};
+    let Some(network) = boundary.as_ref().as_network_boundary() else {
+        return internal_err!("{} is not a network boundary", boundary.name());
+    };
+    let Stage::Remote(stage) = network.input_stage() else {
+        return internal_err!("the final stage was not sent to the executors");
+    };
+    let partitions = boundary.properties().partitioning.partition_count();
+    Ok(FinalStageTasks {
+        query_id: stage.query_id.to_string(),
+        stage: stage.num,
+        executors: stage.workers.clone(),
+        partitions_per_task: partitions / stage.workers.len().max(1),
+    })
+}
+
+/// `plan` with a head that exports its final stage's tasks to clients instead of gathering
+/// their rows, when that head only gathers them in no order (no ORDER BY merge, no LIMIT,
+/// no final aggregate) and the stage runs as two tasks or more; `None` otherwise.
+pub fn export_final_stage(
+    plan: &Arc<dyn ExecutionPlan>,
+    published: TasksSender,
+) -> Option<Arc<dyn ExecutionPlan>> {
+    use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+    use datafusion_distributed::{DistributedExec, NetworkBoundaryExt, NetworkCoalesceExec};
+    plan.downcast_ref::<DistributedExec>()?;
+    let [head] = plan.children()[..] else {
+        return None;
+    };
+    if head
+        .downcast_ref::<CoalescePartitionsExec>()?
+        .fetch()
+        .is_some()
+    {
+        return None;
+    }
+    let [boundary] = head.children()[..] else {
+        return None;
+    };
+    boundary.downcast_ref::<NetworkCoalesceExec>()?;
+    if boundary.as_network_boundary()?.input_stage().task_count() < 2 {
+        return None;
+    }
+    let export = Arc::new(ExportTasksExec::new(Arc::clone(boundary), published));
+    Arc::clone(plan)
+        .replace_children(
+            vec![export],
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+        .ok()
 }

@@ -13,6 +13,7 @@ pub mod copy_from;
 pub mod distributed;
 pub mod error;
 pub mod executor_registry;
+pub mod export_tasks;
 pub mod flight_sql;
 pub mod key_sorted_runs;
 pub mod pg_catalog;

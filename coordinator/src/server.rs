@@ -19,7 +19,7 @@ use arrow::ipc::CompressionType;
 
 use crate::cluster::Cluster;
 use crate::error::CoordinatorError;
-use crate::flight_sql::{FrontDoor, ShoalFlightSqlService};
+use crate::flight_sql::{FlightAuth, FrontDoor, ShoalFlightSqlService};
 use crate::pg_wire::PgAuth;
 use crate::query_engine::QueryEngine;
 
@@ -40,6 +40,8 @@ pub struct CoordinatorConfig {
     /// Flight address clients and executors use to reach this node (default:
     /// `http://<Flight listener address>`).
     pub flight_advertise: Option<String>,
+    /// Password Flight SQL clients must give (any user name); `None` accepts everyone.
+    pub flight_password: Option<String>,
     pub raft_timing: RaftTiming,
 }
 
@@ -53,6 +55,7 @@ impl CoordinatorConfig {
             membership: Membership::Single,
             raft_advertise: None,
             flight_advertise: None,
+            flight_password: None,
             raft_timing: RaftTiming::default(),
         }
     }
@@ -94,6 +97,7 @@ pub struct Coordinator {
     cluster: Arc<Cluster>,
     engine: QueryEngine,
     flight_advertise: Option<String>,
+    flight_auth: FlightAuth,
 }
 
 /// Pause between attempts to announce this coordinator in the catalog.
@@ -149,6 +153,10 @@ impl Coordinator {
             cluster,
             engine,
             flight_advertise: config.flight_advertise,
+            flight_auth: match config.flight_password {
+                Some(password) => FlightAuth::with_password(password),
+                None => FlightAuth::open(),
+            },
         })
     }
 
@@ -182,15 +190,17 @@ impl Coordinator {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), CoordinatorError> {
-        let service = FlightServiceServer::new(FrontDoor::new(ShoalFlightSqlService::new(
-            self.engine.clone(),
-        )))
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
         let flight_address = match &self.flight_advertise {
             Some(address) => address.clone(),
             None => format!("http://{}", listener.local_addr()?),
         };
+        let service = FlightServiceServer::new(FrontDoor::new(
+            ShoalFlightSqlService::new(self.engine.clone())
+                .with_flight_address(&flight_address)
+                .with_auth(self.flight_auth.clone()),
+        ))
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
         info!(address = %flight_address, "coordinator serving Flight SQL");
         let announce = tokio::spawn(announce(Arc::clone(&self.cluster), flight_address));
         let retired = retired(self.cluster.catalog.clone());

@@ -3,12 +3,14 @@
 //! one Raft `CommitWrite` makes all new files visible at once, only after every copy is durable.
 //! A bucket's files are key-disjoint (see `key_sorted_runs`), so a lookup opens one file.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use datafusion::common::{Result, exec_datafusion_err};
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::common::{DataFusionError, Result, exec_datafusion_err};
 use datafusion::datasource::sink::DataSink;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::repartition::BatchPartitioner;
@@ -19,7 +21,7 @@ use shoal_catalog::{CatalogError, Command, Response, ShardFile, TableDef, TxnId}
 use shoal_flight::arrow_codec::encode_schema;
 use shoal_flight::error::coded;
 use shoal_flight::executor_client;
-use shoal_flight::rpc::WriteShardRequest;
+use shoal_flight::rpc::{WriteShardRequest, WriteShardResponse};
 use shoal_flight::wire_types::cast_batch;
 use tonic::Code;
 use tracing::{info, warn};
@@ -31,6 +33,9 @@ use crate::key_sorted_runs::{KeyBoundaryFiles, KeySortedRuns, sorted_by_key};
 
 /// Rows per shard file, and per sorted run held in memory for each bucket.
 pub const ROWS_PER_FILE: usize = 1_000_000;
+/// Files written at once: the coordinator sorts and merges the next file while executors
+/// encode the previous ones, instead of the two taking turns.
+const FILES_IN_FLIGHT: usize = 2;
 
 #[derive(Debug)]
 pub struct ShardWriteSink {
@@ -131,6 +136,8 @@ impl DataSink for ShardWriteSink {
             Err(e) => {
                 warn!(table = %self.table.name, txn, error = %e, "write failed; aborting");
                 let _ = self.cluster.propose(Command::AbortWrite { txn }).await;
+                // No copy may land after its file was collected.
+                writer.settle().await;
                 collect_garbage(&self.cluster, std::mem::take(&mut writer.written)).await;
                 Err(e)
             }
@@ -149,6 +156,8 @@ struct BucketWriter {
     owner_addresses: Vec<Vec<String>>,
     runs: Option<KeySortedRuns>,
     written: Vec<ShardFile>,
+    /// Copies being written: the index of their file in `written`, and the write itself.
+    in_flight: VecDeque<(usize, SpawnedTask<Result<WriteShardResponse>>)>,
     rows: u64,
     files_started: usize,
 }
@@ -200,6 +209,7 @@ impl BucketWriter {
             partitioner,
             owner_addresses,
             written: Vec::new(),
+            in_flight: VecDeque::new(),
             rows: 0,
             files_started: 0,
         })
@@ -247,10 +257,14 @@ impl BucketWriter {
                 }
             }
         }
+        while !self.in_flight.is_empty() {
+            self.finish_oldest_file().await?;
+        }
         Ok(())
     }
 
-    /// Writes `batches` as one new file of `bucket` on every owner (all copies or none).
+    /// Starts writing `batches` as one new file of `bucket` on every owner (all copies or
+    /// none), once fewer than [`FILES_IN_FLIGHT`] files are being written.
     async fn write_file(
         &mut self,
         bucket: usize,
@@ -259,6 +273,9 @@ impl BucketWriter {
     ) -> Result<()> {
         if rows == 0 {
             return Ok(());
+        }
+        while self.in_flight.len() >= FILES_IN_FLIGHT {
+            self.finish_oldest_file().await?;
         }
         self.files_started += 1;
         let path = format!(
@@ -269,7 +286,6 @@ impl BucketWriter {
             path: path.clone(),
             schema_ipc: encode_schema(&self.schema),
         };
-        let owners = &self.owner_addresses[bucket];
         // Recorded before the copies are made, so a failure cleans up partial copies too.
         self.written.push(ShardFile {
             id: 0,
@@ -282,20 +298,44 @@ impl BucketWriter {
             owners: self.table.placement[bucket].clone(),
             txn: self.txn,
         });
-        let copies = try_join_all(owners.iter().map(|address| {
-            executor_client::write_shard(
-                address,
-                &request,
-                Arc::clone(&self.schema),
-                batches.clone(),
-            )
-        }))
-        .await
-        .map_err(shoal_flight::status_to_datafusion)?;
-        let first = &copies[0];
-        let file = self.written.last_mut().expect("just pushed");
+        let owners = self.owner_addresses[bucket].clone();
+        let schema = Arc::clone(&self.schema);
+        let write = SpawnedTask::spawn(async move {
+            let copies = try_join_all(owners.iter().map(|address| {
+                executor_client::write_shard(
+                    address,
+                    &request,
+                    Arc::clone(&schema),
+                    batches.clone(),
+                )
+            }))
+            .await
+            .map_err(shoal_flight::status_to_datafusion)?;
+            Ok(copies.into_iter().next().expect("a bucket has owners"))
+        });
+        self.in_flight.push_back((self.written.len() - 1, write));
+        Ok(())
+    }
+
+    /// Waits for every file still being written, whatever the outcome.
+    async fn settle(&mut self) {
+        for (_, write) in self.in_flight.drain(..) {
+            let _ = write.join().await;
+        }
+    }
+
+    /// Waits for the oldest file being written and records its size and statistics.
+    async fn finish_oldest_file(&mut self) -> Result<()> {
+        let Some((index, write)) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let first = write
+            .join_unwind()
+            .await
+            .map_err(|e| DataFusionError::ExecutionJoin(Box::new(e)))??;
+        let file = &mut self.written[index];
         file.bytes = first.bytes;
-        file.column_stats = first.column_stats.clone();
+        file.column_stats = first.column_stats;
         Ok(())
     }
 }

@@ -1,8 +1,10 @@
-//! The executor's Flight service: shard writes (`DoPut`), shard scans (`DoGet`) and control
-//! actions (`DoAction`). Everything else is refused.
+//! The executor's Flight service: shard writes (`DoPut`), shard scans and clients' reads of
+//! exported final-stage tasks (`DoGet`), and control actions (`DoAction`). Everything else is
+//! refused.
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use arrow::array::RecordBatch;
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
@@ -16,25 +18,122 @@ use datafusion::execution::TaskContext;
 use futures::{Stream, StreamExt, TryStreamExt};
 use shoal_flight::arrow_codec::decode_schema;
 use shoal_flight::datafusion_to_status;
-use shoal_flight::executor_client::encode_batches;
-use shoal_flight::rpc::{self, DeleteFilesRequest, ScanShardRequest, WriteShardRequest};
+use shoal_flight::executor_client::{self, encode_batches};
+use shoal_flight::rpc::{
+    self, DeleteFilesRequest, ExportTaskRequest, ExportTicket, ScanShardRequest, WriteShardRequest,
+};
 use shoal_flight::scan_predicate::decode_predicate;
 use shoal_flight::shard_reader::read_local;
-use shoal_flight::wire_types::plain_schema;
+use shoal_flight::wire_types::{cast_batch, plain_schema};
 use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, warn};
 
 use crate::shard_store::ShardStore;
+use crate::worker::StageWorker;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[derive(Clone)]
 pub struct ExecutorFlightService {
     store: Arc<ShardStore>,
+    worker: StageWorker,
 }
 
 impl ExecutorFlightService {
-    pub fn new(store: Arc<ShardStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<ShardStore>, worker: StageWorker) -> Self {
+        Self { store, worker }
+    }
+
+    fn scan_shards(&self, scan: ScanShardRequest) -> Result<BoxStream<FlightData>, Status> {
+        let table_schema = decode_schema(&scan.schema_ipc).map_err(|e| datafusion_to_status(&e))?;
+        let predicate = scan
+            .predicate
+            .as_deref()
+            .and_then(|bytes| decode_predicate(bytes, &table_schema, &TaskContext::default()));
+        let stream = read_local(
+            self.store.data_dir(),
+            scan.paths,
+            table_schema,
+            scan.projection,
+            predicate,
+        )
+        .map_err(|e| datafusion_to_status(&e))?;
+        let schema = plain_schema(&stream.schema());
+        Ok(Box::pin(encode_batches(schema, stream)))
+    }
+
+    /// A client reads one task of a query's final stage: the coordinator holding the query
+    /// must agree (once per ticket, before it expires), and hears when the reading ends.
+    async fn read_exported_task(
+        &self,
+        ticket: ExportTicket,
+    ) -> Result<BoxStream<FlightData>, Status> {
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        if now_ms >= ticket.expires_at_ms {
+            return Err(Status::not_found(
+                "unknown or expired ticket; run the statement again",
+            ));
+        }
+        let request = ExportTaskRequest {
+            export_id: ticket.export_id.clone(),
+            task: ticket.task,
+        };
+        executor_client::action::<_, serde_json::Value>(
+            &ticket.coordinator,
+            rpc::ACTION_REDEEM_EXPORT,
+            &request,
+        )
+        .await?;
+        let report = ReadReport {
+            coordinator: ticket.coordinator.clone(),
+            request: Some(request),
+        };
+        let rows = self
+            .worker
+            .read_task(&ticket)
+            .await
+            .map_err(|e| datafusion_to_status(&e))?;
+        debug!(export_id = %ticket.export_id, task = ticket.task, "serving an exported task");
+        let schema = plain_schema(&rows.schema());
+        let target = Arc::clone(&schema);
+        let rows = rows.map(move |batch| batch.and_then(|b| cast_batch(&b, &target)));
+        Ok(Box::pin(encode_batches(schema, rows).map(move |item| {
+            let _reported_when_dropped = &report;
+            item
+        })))
+    }
+}
+
+/// Tells the coordinator that an exported task's reading ended, when the stream serving it
+/// is dropped (finished, failed, or abandoned by the client).
+struct ReadReport {
+    coordinator: String,
+    request: Option<ExportTaskRequest>,
+}
+
+impl Drop for ReadReport {
+    fn drop(&mut self) {
+        let (Some(request), Ok(runtime)) =
+            (self.request.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let coordinator = std::mem::take(&mut self.coordinator);
+        runtime.spawn(async move {
+            let reported = executor_client::action::<_, serde_json::Value>(
+                &coordinator,
+                rpc::ACTION_EXPORT_READ,
+                &request,
+            )
+            .await;
+            if let Err(status) = reported {
+                // The coordinator lets the query go when its tickets expire anyway.
+                warn!(%coordinator, error = %status, "could not report an exported task as read");
+            }
+        });
     }
 }
 
@@ -96,23 +195,13 @@ impl FlightService for ExecutorFlightService {
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
         let ticket = request.into_inner().ticket;
-        let scan: ScanShardRequest = rpc::decode(rpc::SCAN_TICKET_PREFIX, &ticket)
-            .ok_or_else(|| Status::invalid_argument("unknown ticket"))??;
-        let table_schema = decode_schema(&scan.schema_ipc).map_err(|e| datafusion_to_status(&e))?;
-        let predicate = scan
-            .predicate
-            .as_deref()
-            .and_then(|bytes| decode_predicate(bytes, &table_schema, &TaskContext::default()));
-        let stream = read_local(
-            self.store.data_dir(),
-            scan.paths,
-            table_schema,
-            scan.projection,
-            predicate,
-        )
-        .map_err(|e| datafusion_to_status(&e))?;
-        let schema = plain_schema(&stream.schema());
-        Ok(Response::new(Box::pin(encode_batches(schema, stream))))
+        if let Some(scan) = rpc::decode::<ScanShardRequest>(rpc::SCAN_TICKET_PREFIX, &ticket) {
+            return Ok(Response::new(self.scan_shards(scan?)?));
+        }
+        if let Some(export) = rpc::decode::<ExportTicket>(rpc::EXPORT_TICKET_PREFIX, &ticket) {
+            return Ok(Response::new(self.read_exported_task(export?).await?));
+        }
+        Err(Status::invalid_argument("unknown ticket"))
     }
 
     async fn do_put(

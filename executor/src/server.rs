@@ -17,7 +17,7 @@ use crate::error::ExecutorError;
 use crate::flight_service::ExecutorFlightService;
 use crate::memory::{MemoryConfig, runtime_env};
 use crate::shard_store::ShardStore;
-use crate::worker::add_worker_service;
+use crate::worker::StageWorker;
 
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
@@ -68,15 +68,20 @@ pub async fn serve(
         shutdown.clone(),
     ));
 
-    let flight = FlightServiceServer::new(ExecutorFlightService::new(Arc::clone(&store)))
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
-    let mut server = Server::builder().tcp_nodelay(true);
     let local_store = LocalShardStore {
         data_dir: store.data_dir().to_path_buf(),
         address,
     };
-    let result = add_worker_service(&mut server, local_store, runtime)
+    let worker = StageWorker::new(local_store, runtime);
+    let flight = FlightServiceServer::new(ExecutorFlightService::new(
+        Arc::clone(&store),
+        worker.clone(),
+    ))
+    .max_decoding_message_size(usize::MAX)
+    .max_encoding_message_size(usize::MAX);
+    let mut server = Server::builder().tcp_nodelay(true);
+    let result = worker
+        .add_service(&mut server)
         .add_service(flight)
         .serve_with_incoming_shutdown(nodelay_incoming(listener), shutdown)
         .await;

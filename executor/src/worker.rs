@@ -4,15 +4,20 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::error::DataFusionError;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{FunctionRegistry, SessionState};
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion_distributed::{
-    DistributedExt, Worker, WorkerPlanRewriteEvent, WorkerPlanRewriteEventResponse,
-    WorkerQueryContext, WorkerSessionBuilder,
+    DistributedExt, ExecuteTaskRequest, ProducerHead, TaskKey, Worker, WorkerPlanRewriteEvent,
+    WorkerPlanRewriteEventResponse, WorkerQueryContext, WorkerSessionBuilder,
 };
+use futures::StreamExt;
+use shoal_flight::rpc::ExportTicket;
 use shoal_flight::single_row_udf::single_row_udf;
 use shoal_flight::{LocalShardStore, ShardScanCodec};
+use uuid::Uuid;
 
 use shoal_flight::time_sliced::time_slice;
 
@@ -49,16 +54,62 @@ impl WorkerSessionBuilder for ShoalWorkerSession {
     }
 }
 
-/// Adds the worker gRPC service, for an executor whose shards live in `store`, to `server`.
-/// Every stage shares `runtime`, and so its memory pool and spill directory.
-pub fn add_worker_service(
-    server: &mut Server,
-    store: LocalShardStore,
-    runtime: Arc<RuntimeEnv>,
-) -> Router {
-    let worker = Worker::from_session_builder(ShoalWorkerSession {
-        store: Arc::new(store),
-    })
-    .with_runtime_env(runtime);
-    server.add_service(worker.into_worker_server())
+/// This executor's datafusion-distributed worker: it runs the stages coordinators send and
+/// serves their partitions to other stages, and to clients reading a query's final stage.
+#[derive(Clone)]
+pub struct StageWorker {
+    worker: Worker,
+}
+
+impl StageWorker {
+    /// A worker for an executor whose shards live in `store`. Every stage shares `runtime`,
+    /// and so its memory pool and spill directory.
+    pub fn new(store: LocalShardStore, runtime: Arc<RuntimeEnv>) -> Self {
+        let worker = Worker::from_session_builder(ShoalWorkerSession {
+            store: Arc::new(store),
+        })
+        .with_runtime_env(runtime);
+        Self { worker }
+    }
+
+    /// Adds the worker gRPC service to `server`.
+    pub fn add_service(&self, server: &mut Server) -> Router {
+        server.add_service(self.worker.clone().into_worker_server())
+    }
+
+    /// Every partition of one task of a query's final stage, merged into one stream as they
+    /// come. The task's plan was sent by the coordinator; dropping the stream stops it.
+    pub async fn read_task(&self, ticket: &ExportTicket) -> Result<SendableRecordBatchStream> {
+        let query_id = Uuid::parse_str(&ticket.query_id)
+            .map_err(|e| DataFusionError::Plan(format!("malformed query id in ticket: {e}")))?;
+        let request = ExecuteTaskRequest {
+            task_key: TaskKey {
+                query_id,
+                stage_id: ticket.stage,
+                task_number: ticket.task,
+            },
+            target_partition_start: 0,
+            target_partition_end: ticket.partitions,
+            producer_head: ProducerHead::None,
+        };
+        let (partitions, _task_ctx) = self.worker.execute_task(request).await?;
+        let Some(schema) = partitions.first().map(|p| p.schema()) else {
+            return Err(DataFusionError::Plan(
+                "the ticket names no partitions".into(),
+            ));
+        };
+        let mut merged = RecordBatchReceiverStreamBuilder::new(schema, partitions.len().max(2));
+        for mut partition in partitions {
+            let tx = merged.tx();
+            merged.spawn(async move {
+                while let Some(batch) = partition.next().await {
+                    if tx.send(batch).await.is_err() {
+                        break; // the reader went away
+                    }
+                }
+                Ok(())
+            });
+        }
+        Ok(merged.build())
+    }
 }

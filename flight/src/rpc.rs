@@ -23,6 +23,14 @@ pub const ACTION_DELETE_FILES: &str = "shoal.delete_files";
 pub const SCAN_TICKET_PREFIX: &[u8] = b"shoal.scan:";
 /// Prefix of a `DoPut` descriptor command that writes one shard file on an executor.
 pub const WRITE_DESCRIPTOR_PREFIX: &[u8] = b"shoal.write:";
+/// Prefix of a `DoGet` ticket a client redeems at an executor for one task of a query's final
+/// stage (the multi-endpoint results of Flight SQL).
+pub const EXPORT_TICKET_PREFIX: &[u8] = b"shoal.export:";
+/// Executor -> coordinator: a client is redeeming this exported task; refused when the ticket
+/// is unknown, expired or already redeemed.
+pub const ACTION_REDEEM_EXPORT: &str = "shoal.redeem_export";
+/// Executor -> coordinator: the client finished (or abandoned) reading this exported task.
+pub const ACTION_EXPORT_READ: &str = "shoal.export_read";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RegisterExecutorRequest {
@@ -93,6 +101,30 @@ pub struct ScanShardRequest {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DeleteFilesRequest {
     pub paths: Vec<String>,
+}
+
+/// One task of a query's final stage, read by a client straight from the executor running it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExportTicket {
+    /// The coordinator's id for the exported query.
+    pub export_id: String,
+    /// datafusion-distributed's query id (a UUID).
+    pub query_id: String,
+    pub stage: usize,
+    pub task: usize,
+    /// Output partitions of the task, all read by one redemption.
+    pub partitions: usize,
+    /// The Flight address of the coordinator holding the query open.
+    pub coordinator: String,
+    /// When the ticket expires, in milliseconds since the Unix epoch.
+    pub expires_at_ms: u64,
+}
+
+/// Names one exported task to the coordinator that holds its query.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportTaskRequest {
+    pub export_id: String,
+    pub task: usize,
 }
 
 /// Encodes a message with a prefix.

@@ -50,7 +50,7 @@ pub async fn measure(
         let url = url.to_string();
         let make_sql = Arc::clone(&make_sql);
         tasks.push(tokio::spawn(async move {
-            let mut client = SqlClient::connect(&url).await?;
+            let mut client = SqlClient::connect(&url, None).await?;
             // One untimed request: connection setup is not query latency.
             run(&mut client, &make_sql(client_index)).await?;
             let mut samples = Vec::with_capacity(requests_per_client);
@@ -78,7 +78,7 @@ pub async fn measure(
 
 /// Streams every row of `sql` to this client and reports the rate.
 pub async fn stream(url: &str, sql: &str) -> Result<StreamResult, Error> {
-    let mut client = SqlClient::connect(url).await?;
+    let mut client = SqlClient::connect(url, None).await?;
     let started = Instant::now();
     let mut results = client.execute(sql).await?;
     let (mut rows, mut bytes) = (0, 0);

@@ -91,6 +91,7 @@ async fn run_tpch(args: TpchArgs) -> Result<(), Error> {
         },
         pg_port: None,
         pg_auth: shoal_coordinator::PgAuth::Trust,
+        flight_password: None,
     };
     eprintln!(
         "TPC-H scale {}: 1 coordinator and {} executors, data in {}",
@@ -133,7 +134,7 @@ async fn bench_cluster(
             )
             .await?;
     }
-    let client = SqlClient::connect(&cluster.url).await?;
+    let client = SqlClient::connect(&cluster.url, None).await?;
     let mut rows = Vec::new();
     for (name, sql) in &queries {
         eprint!("{name}: Shoal");

@@ -56,6 +56,13 @@ pub fn endpoint_uri(url: &str) -> Result<String, String> {
     Ok(format!("http://{url}"))
 }
 
+/// A user name and password, sent on Handshake to coordinators that require one.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
 /// A connected Flight SQL client.
 #[derive(Clone)]
 pub struct SqlClient {
@@ -63,8 +70,12 @@ pub struct SqlClient {
 }
 
 impl SqlClient {
-    /// Connects eagerly so that a wrong address is reported before the first prompt.
-    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
+    /// Connects eagerly so that a wrong address (or password) is reported before the first
+    /// prompt.
+    pub async fn connect(
+        url: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<Self, ConnectError> {
         let failure = |reason: String| ConnectError {
             url: url.to_string(),
             reason,
@@ -83,9 +94,15 @@ impl SqlClient {
                 )));
             }
         };
-        Ok(Self {
-            inner: FlightSqlServiceClient::new(channel),
-        })
+        let mut inner = FlightSqlServiceClient::new(channel);
+        if let Some(credentials) = credentials {
+            // The client keeps the bearer token Handshake answers with for later calls.
+            inner
+                .handshake(&credentials.user, &credentials.password)
+                .await
+                .map_err(|e| failure(errors::error_message(&e)))?;
+        }
+        Ok(Self { inner })
     }
 
     /// Sends `sql` as a Flight SQL `CommandStatementQuery` (queries, DDL and DML alike) and
@@ -197,7 +214,7 @@ mod tests {
     #[tokio::test]
     async fn refused_connection_names_the_url() {
         // Port 1 on loopback is essentially never listening.
-        let err = SqlClient::connect("grpc://127.0.0.1:1")
+        let err = SqlClient::connect("grpc://127.0.0.1:1", None)
             .await
             .err()
             .map(|e| e.to_string());

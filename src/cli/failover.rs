@@ -4,13 +4,14 @@
 
 use std::error::Error;
 
-use super::client::{ConnectError, SqlClient};
+use super::client::{ConnectError, Credentials, SqlClient};
 use super::errors;
 
 /// The coordinators a session may use, and which one it uses now.
 pub struct Coordinators {
     urls: Vec<String>,
     current: usize,
+    credentials: Option<Credentials>,
 }
 
 impl Coordinators {
@@ -27,7 +28,17 @@ impl Coordinators {
         } else {
             urls
         };
-        Self { urls, current: 0 }
+        Self {
+            urls,
+            current: 0,
+            credentials: None,
+        }
+    }
+
+    /// Authenticates with `credentials` on every coordinator.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -48,7 +59,7 @@ impl Coordinators {
             if skip_current && index == self.current && self.urls.len() > 1 {
                 continue;
             }
-            match SqlClient::connect(&self.urls[index]).await {
+            match SqlClient::connect(&self.urls[index], self.credentials.as_ref()).await {
                 Ok(client) => {
                     self.current = index;
                     return Ok(client);

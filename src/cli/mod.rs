@@ -18,6 +18,7 @@ mod splitter;
 use std::fmt;
 use std::path::Path;
 
+use client::Credentials;
 use session::Session;
 
 /// Arguments of `shoal sql`.
@@ -37,6 +38,21 @@ pub struct SqlArgs {
     /// row). With csv/json the `(N rows, T s)` line goes to stderr, and only on a terminal
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+    /// User name sent with --password
+    #[arg(long, default_value = "shoal", env = "SHOAL_USER")]
+    pub user: String,
+    /// Password, for coordinators started with --flight-password
+    #[arg(long, env = "SHOAL_PASSWORD")]
+    pub password: Option<String>,
+}
+
+impl SqlArgs {
+    fn credentials(&self) -> Option<Credentials> {
+        self.password.as_ref().map(|password| Credentials {
+            user: self.user.clone(),
+            password: password.clone(),
+        })
+    }
 }
 
 /// How results are printed.
@@ -78,26 +94,40 @@ pub async fn run(args: SqlArgs) -> Result<(), BoxError> {
         (None, Some(path)) => Some(read_script(path).map_err(fail)?),
         (None, None) => None,
     };
+    let credentials = args.credentials();
     match script {
-        Some(script) => run_script(&args.url, args.format, &script).await,
-        None => repl(&args.url, args.format).await,
+        Some(script) => run_script(&args.url, args.format, credentials, &script).await,
+        None => repl(&args.url, args.format, credentials).await,
     }
 }
 
 /// The REPL against an already-known URL (also used by `shoal demo` after it starts the cluster).
 /// `Err` only when it cannot connect or cannot read the terminal.
-pub async fn repl(url: &str, format: OutputFormat) -> Result<(), BoxError> {
-    let session = Session::connect(url, format).await.map_err(fail)?;
+pub async fn repl(
+    url: &str,
+    format: OutputFormat,
+    credentials: Option<Credentials>,
+) -> Result<(), BoxError> {
+    let session = Session::connect(url, format, credentials)
+        .await
+        .map_err(fail)?;
     repl::run_repl(session, url).await.map_err(fail)
 }
 
 /// Runs every statement of `script` in order, stopping at the first error.
-async fn run_script(url: &str, format: OutputFormat, script: &str) -> Result<(), BoxError> {
+async fn run_script(
+    url: &str,
+    format: OutputFormat,
+    credentials: Option<Credentials>,
+    script: &str,
+) -> Result<(), BoxError> {
     let statements = splitter::split_statements(script);
     if statements.is_empty() {
         return Ok(());
     }
-    let mut session = Session::connect(url, format).await.map_err(fail)?;
+    let mut session = Session::connect(url, format, credentials)
+        .await
+        .map_err(fail)?;
     for statement in &statements {
         session.run_sql(statement).await.map_err(fail)?;
     }

@@ -7,7 +7,7 @@ use arrow::array::{Array, ArrayRef, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use super::client::{ConnectError, SqlClient};
+use super::client::{ConnectError, Credentials, SqlClient};
 use super::failover::{Coordinators, coordinator_lost, is_read_only};
 use super::render::{self, ResultPrinter};
 use super::spinner::Spinner;
@@ -27,8 +27,12 @@ pub struct Session {
 impl Session {
     /// Connects to the first coordinator of `url` (one URL, or several separated by commas)
     /// that answers.
-    pub async fn connect(url: &str, format: OutputFormat) -> Result<Self, ConnectError> {
-        let mut coordinators = Coordinators::parse(url);
+    pub async fn connect(
+        url: &str,
+        format: OutputFormat,
+        credentials: Option<Credentials>,
+    ) -> Result<Self, ConnectError> {
+        let mut coordinators = Coordinators::parse(url).with_credentials(credentials);
         let client = coordinators.connect(false).await?;
         Ok(Self {
             coordinators,

@@ -276,7 +276,7 @@ async fn first_result(flight: &mut FlightServiceClient<Channel>, action: Action)
 }
 
 /// SetSessionOptionsRequest{ name: string_value(value) }, encoded by hand from Flight.proto.
-fn session_options_request(name: &str, value: &str) -> Vec<u8> {
+pub(crate) fn session_options_request(name: &str, value: &str) -> Vec<u8> {
     fn field(number: u8, payload: &[u8]) -> Vec<u8> {
         let mut out = vec![number << 3 | 2, payload.len() as u8];
         out.extend_from_slice(payload);

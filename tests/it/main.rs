@@ -7,6 +7,8 @@ mod common;
 mod compose;
 mod durability;
 mod errors;
+mod executor_endpoints;
+mod flight_sql_auth;
 mod flight_sql_metadata;
 mod memory;
 mod plan_text;

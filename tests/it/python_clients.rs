@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::Stdio;
 
+use shoal::local_cluster::LocalClusterOptions;
+
 use crate::common::{TestCluster, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -12,6 +14,10 @@ async fn python_adbc_and_flight_clients() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = shoal::python_venv::venv_python(repo).expect("the project's venv script works");
     let cluster = TestCluster::start(3).await;
+    let mut with_password = LocalClusterOptions::new(1);
+    with_password.flight_password = Some("s3cret".into());
+    with_password.pg_port = None;
+    let guarded = TestCluster::start_with(with_password).await;
     let output = within(
         600,
         "the Python client suites",
@@ -26,6 +32,8 @@ async fn python_adbc_and_flight_clients() {
             ])
             .current_dir(repo)
             .env("SHOAL_FLIGHT_URI", cluster.url())
+            .env("SHOAL_GUARDED_FLIGHT_URI", guarded.url())
+            .env("SHOAL_GUARDED_PASSWORD", "s3cret")
             .env("SHOAL_PG_HOST", cluster.pg_address().ip().to_string())
             .env("SHOAL_PG_PORT", cluster.pg_address().port().to_string())
             .stdout(Stdio::piped())
@@ -46,4 +54,5 @@ async fn python_adbc_and_flight_clients() {
         "the Python client suites failed:\n{report}"
     );
     cluster.shutdown().await;
+    guarded.shutdown().await;
 }

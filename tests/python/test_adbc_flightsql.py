@@ -1,6 +1,7 @@
 """Python ADBC (adbc-driver-flightsql from PyPI) against a real Shoal cluster, used the way
 an analyst's notebook uses it."""
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -193,6 +194,27 @@ def test_concurrent_cursors(uri, table_name):
     setup.close()
 
 
+def test_results_read_from_the_executors_with_the_call_header(uri, table_name):
+    """ADBC follows every endpoint's location and reads them in parallel."""
+    rows = 300_000
+    setup = flight_sql.connect(uri, autocommit=True)
+    run(setup, f"CREATE TABLE {table_name} (id BIGINT, v INT) WITH (distribution = 'id', shards = 6)")
+    with setup.cursor() as cur:
+        data = pa.table({"id": pa.array(range(rows), pa.int64()), "v": pa.array([i % 7 for i in range(rows)], pa.int32())})
+        cur.adbc_ingest(table_name, data, mode="append")
+    setup.close()
+    header = {"adbc.flight.sql.rpc.call_header.x-shoal-endpoints": "executors"}
+    with flight_sql.connect(uri, db_kwargs=header, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT id, v FROM {table_name} WHERE v <> 3")
+        result = cur.fetch_arrow_table()
+        expected = [i for i in range(rows) if i % 7 != 3]
+        assert sorted(result.column("id").to_pylist()) == expected
+        assert result.schema.field("v").type == pa.int32()
+        # Queries that need the coordinator's merge still work under the header.
+        cur.execute(f"SELECT count(*), sum(v) FROM {table_name}")
+        assert cur.fetchall() == [(rows, sum(i % 7 for i in range(rows)))]
+
+
 def test_errors_carry_codes_and_text(conn):
     with pytest.raises(flight_sql.Error) as bad:
         run(conn, "SELEC 1")
@@ -236,3 +258,17 @@ def test_cancel_a_running_query(uri, conn, table_name):
         started = time.monotonic()
         assert run(other, "SELECT 42") == [(42,)]
         assert time.monotonic() - started < 5
+
+
+def test_password_protected_coordinator():
+    """A coordinator with --flight-password: ADBC's username/password options log in; a wrong
+    or missing password is UNAUTHENTICATED."""
+    uri = os.environ["SHOAL_GUARDED_FLIGHT_URI"]
+    password = os.environ["SHOAL_GUARDED_PASSWORD"]
+    with flight_sql.connect(uri, db_kwargs={"username": "ada", "password": password}, autocommit=True) as conn:
+        assert run(conn, "SELECT 6 * 7 AS answer") == [(42,)]
+    for kwargs in ({"username": "ada", "password": "guess"}, {}):
+        with pytest.raises(flight_sql.Error) as refused:
+            with flight_sql.connect(uri, db_kwargs=kwargs, autocommit=True) as conn:
+                run(conn, "SELECT 1")
+        assert refused.value.status_code == AdbcStatusCode.UNAUTHENTICATED, refused.value

@@ -56,3 +56,35 @@ def test_get_schema(uri):
     schema = client.get_schema(descriptor).schema
     assert schema.names == ["one", "letter"]
     assert schema.field("letter").type == pa.string()
+
+
+EXECUTORS = flight.FlightCallOptions(headers=[(b"x-shoal-endpoints", b"executors")])
+
+
+def test_executor_endpoints_are_read_from_the_executors(uri, conn, table_name):
+    rows = 50_000
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id BIGINT, name VARCHAR) WITH (distribution = 'id', shards = 6)")
+        cur.adbc_ingest(table_name, pa.table({"id": list(range(rows)), "name": [f"n{i}" for i in range(rows)]}), mode="append")
+    client = flight.connect(uri)
+    info = client.get_flight_info(statement_query(f"SELECT id, name FROM {table_name}"), EXECUTORS)
+    assert len(info.endpoints) == 3, "one endpoint per executor running the final stage"
+    locations = [endpoint.locations[0].uri.decode() for endpoint in info.endpoints]
+    assert len(set(locations)) == 3 and all(loc.startswith("grpc+tcp://") for loc in locations)
+    tables = []
+    for endpoint in info.endpoints:
+        assert endpoint.expiration_time is not None, "tickets expire"
+        executor = flight.connect(endpoint.locations[0])
+        table = executor.do_get(endpoint.ticket).read_all()
+        assert table.schema == info.schema, "every endpoint has the same schema, no view types"
+        tables.append(table)
+        if len(tables) == 1:
+            # Redeemed once: a second read of a ticket is refused.
+            with pytest.raises(pa.ArrowException, match="already redeemed"):
+                executor.do_get(endpoint.ticket).read_all()
+    assert 0 < min(t.num_rows for t in tables), "every executor holds some of the rows"
+    result = pa.concat_tables(tables)
+    assert sorted(result.column("id").to_pylist()) == list(range(rows))
+    # An ordered result cannot be split: one coordinator endpoint.
+    ordered = client.get_flight_info(statement_query(f"SELECT id FROM {table_name} ORDER BY id"), EXECUTORS)
+    assert len(ordered.endpoints) == 1 and list(ordered.endpoints[0].locations) == []

@@ -1,5 +1,6 @@
 //! The Flight service the coordinator serves: arrow-flight's Flight SQL dispatch, plus the two
-//! Flight RPCs that dispatch leaves unimplemented, `PollFlightInfo` and `GetSchema`.
+//! Flight RPCs that dispatch leaves unimplemented, `PollFlightInfo` and `GetSchema`; every call
+//! but Handshake is authenticated here, and tickets only executors redeem are refused clearly.
 
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::flight_service_server::FlightService;
@@ -18,9 +19,17 @@ pub struct FrontDoor {
     sql: ShoalFlightSqlService,
 }
 
+/// Actions between Shoal's own nodes and tools (`shoal.heartbeat`, ...).
+const CLUSTER_ACTION_PREFIX: &str = "shoal.";
+
 impl FrontDoor {
     pub fn new(sql: ShoalFlightSqlService) -> Self {
         Self { sql }
+    }
+
+    /// Lets a call through when it carries valid credentials (see `auth.rs`).
+    fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        self.sql.auth().check(request.metadata())
     }
 }
 
@@ -45,6 +54,7 @@ impl FlightService for FrontDoor {
         &self,
         request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        self.admit(&request)?;
         FlightService::list_flights(&self.sql, request).await
     }
 
@@ -52,6 +62,7 @@ impl FlightService for FrontDoor {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.admit(&request)?;
         FlightService::get_flight_info(&self.sql, request).await
     }
 
@@ -60,6 +71,7 @@ impl FlightService for FrontDoor {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<PollInfo>, Status> {
+        self.admit(&request)?;
         let info = FlightService::get_flight_info(&self.sql, request)
             .await?
             .into_inner();
@@ -75,6 +87,7 @@ impl FlightService for FrontDoor {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
+        self.admit(&request)?;
         let schema = self.sql.schema_of(request).await?;
         let result = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
             .try_into()
@@ -86,6 +99,16 @@ impl FlightService for FrontDoor {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
+        self.admit(&request)?;
+        if request
+            .get_ref()
+            .ticket
+            .starts_with(shoal_flight::rpc::EXPORT_TICKET_PREFIX)
+        {
+            return Err(Status::invalid_argument(
+                "this ticket is redeemed at the executor its endpoint's location names, not at the coordinator",
+            ));
+        }
         FlightService::do_get(&self.sql, request).await
     }
 
@@ -93,6 +116,7 @@ impl FlightService for FrontDoor {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
+        self.admit(&request)?;
         FlightService::do_put(&self.sql, request).await
     }
 
@@ -100,6 +124,11 @@ impl FlightService for FrontDoor {
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
+        // Executors' and admins' actions are not authenticated yet (they come with cluster
+        // credentials and TLS).
+        if !request.get_ref().r#type.starts_with(CLUSTER_ACTION_PREFIX) {
+            self.admit(&request)?;
+        }
         FlightService::do_action(&self.sql, request).await
     }
 
@@ -107,6 +136,7 @@ impl FlightService for FrontDoor {
         &self,
         request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
+        self.admit(&request)?;
         FlightService::list_actions(&self.sql, request).await
     }
 
@@ -114,6 +144,7 @@ impl FlightService for FrontDoor {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        self.admit(&request)?;
         FlightService::do_exchange(&self.sql, request).await
     }
 }

@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
@@ -32,17 +31,20 @@ use futures::{Stream, TryStreamExt};
 use prost::Message;
 use shoal_flight::datafusion_to_status;
 use shoal_flight::executor_client::encode_batches;
+use shoal_flight::rpc::{self, ExportTicket};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
+use super::auth::FlightAuth;
+use super::exports::{Exports, ResultEndpoints};
 use super::metadata::{empty, foreign_keys_schema, primary_keys_schema, sql_info, xdbc_type_info};
 use super::placeholders::number_placeholders;
 use super::prepared::{PreparedStatement, read_parameters, row_values};
 use super::sessions::{
     CLOSE_SESSION, GET_SESSION_OPTIONS, SET_SESSION_OPTIONS, Sessions, SetSessionOptionsRequest,
 };
-use super::tickets::{DoGetStream, TICKET_TTL, Tickets};
+use super::tickets::{DoGetStream, TICKET_TTL, Tickets, expires_after};
 use super::uploads::open_upload;
 use crate::bulk_ingest::{IngestRequest, WhenExists, WhenMissing};
 use crate::catalog_provider::{SHOAL_CATALOG, SHOAL_SCHEMA};
@@ -57,6 +59,10 @@ pub struct ShoalFlightSqlService {
     engine: QueryEngine,
     tickets: Tickets,
     sessions: Sessions,
+    exports: Exports,
+    /// This coordinator's Flight address, where executors report on exported results.
+    flight_address: String,
+    auth: FlightAuth,
 }
 
 impl ShoalFlightSqlService {
@@ -65,7 +71,33 @@ impl ShoalFlightSqlService {
             engine,
             tickets: Tickets::default(),
             sessions: Sessions::default(),
+            exports: Exports::default(),
+            flight_address: String::new(),
+            auth: FlightAuth::open(),
         }
+    }
+
+    /// Requires clients to authenticate as `auth` says.
+    pub fn with_auth(mut self, auth: FlightAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    pub fn auth(&self) -> &FlightAuth {
+        &self.auth
+    }
+
+    /// Sets the Flight address executors reach this coordinator on (needed for results read
+    /// from the executors).
+    pub fn with_flight_address(mut self, address: impl Into<String>) -> Self {
+        self.flight_address = address.into();
+        self
+    }
+
+    /// Where the caller wants results read from: its call header, else its session's option.
+    fn endpoints(&self, metadata: &MetadataMap) -> Result<ResultEndpoints, Status> {
+        Ok(ResultEndpoints::from_header(metadata)?
+            .unwrap_or_else(|| self.sessions.of(metadata).endpoints))
     }
 
     fn options(&self, metadata: &MetadataMap) -> StatementOptions {
@@ -76,11 +108,13 @@ impl ShoalFlightSqlService {
     }
 
     /// Plans (or, for statements that change something, runs) `sql` and answers with one
-    /// endpoint whose ticket this coordinator redeems.
+    /// endpoint whose ticket this coordinator redeems, or, when the caller asked for executor
+    /// endpoints and the query allows, one endpoint per task of its final stage.
     async fn statement_info(
         &self,
         sql: &str,
         options: &StatementOptions,
+        endpoints: ResultEndpoints,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo, Status> {
         let started = std::time::Instant::now();
@@ -95,6 +129,27 @@ impl ShoalFlightSqlService {
             "statement planned"
         );
         let schema = output.schema();
+        if endpoints == ResultEndpoints::Executors
+            && let QueryOutput::Plan { plan, task_ctx } = &output
+            && let Some(endpoints) = self
+                .exports
+                .start(plan, Arc::clone(task_ctx), &self.flight_address)
+                .await?
+        {
+            info!(
+                sql,
+                endpoints = endpoints.len(),
+                "result exported to the executors"
+            );
+            let mut info = FlightInfo::new()
+                .try_with_schema(&schema)
+                .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
+                .with_descriptor(descriptor);
+            for endpoint in endpoints {
+                info = info.with_endpoint(endpoint);
+            }
+            return Ok(info);
+        }
         let handle = self.tickets.remember(output);
         let ticket = TicketStatementQuery {
             statement_handle: handle.into(),
@@ -155,7 +210,11 @@ impl ShoalFlightSqlService {
             let Some(ticket) = &endpoint.ticket else {
                 continue;
             };
-            if let Ok(any) = Any::decode(&*ticket.ticket)
+            if let Some(Ok(export)) =
+                rpc::decode::<ExportTicket>(rpc::EXPORT_TICKET_PREFIX, &ticket.ticket)
+            {
+                cancelled |= self.exports.cancel(&export.export_id);
+            } else if let Ok(any) = Any::decode(&*ticket.ticket)
                 && let Ok(Some(query)) = any.unpack::<TicketStatementQuery>()
             {
                 cancelled |= self
@@ -167,20 +226,15 @@ impl ShoalFlightSqlService {
     }
 }
 
-/// The protobuf timestamp `ttl` from now.
-fn expires_after(ttl: std::time::Duration) -> prost_types::Timestamp {
-    let at = (SystemTime::now() + ttl)
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    prost_types::Timestamp {
-        seconds: at.as_secs() as i64,
-        nanos: at.subsec_nanos() as i32,
-    }
-}
-
 /// Decodes an action body, naming the message on failure.
 fn decode_body<M: Message + Default>(body: &[u8], what: &str) -> Result<M, Status> {
     M::decode(body).map_err(|_| Status::invalid_argument(format!("malformed {what}")))
+}
+
+/// Decodes an executor's JSON action body.
+fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Status> {
+    serde_json::from_slice(body)
+        .map_err(|e| Status::invalid_argument(format!("malformed {what}: {e}")))
 }
 
 fn unpack<M: ProstMessageExt>(any: &Any) -> Result<Option<M>, Status> {
@@ -236,19 +290,25 @@ impl FlightSqlService for ShoalFlightSqlService {
 
     async fn do_handshake(
         &self,
-        _request: Request<Streaming<HandshakeRequest>>,
+        request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<
         Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
         Status,
     > {
-        // No authentication yet: every client is accepted.
-        let response = HandshakeResponse {
+        let token = self.auth.handshake(request.metadata())?;
+        let reply = HandshakeResponse {
             protocol_version: 0,
-            payload: Default::default(),
+            payload: token.clone().unwrap_or_default().into(),
         };
-        Ok(Response::new(Box::pin(futures::stream::once(async {
-            Ok(response)
-        }))))
+        let mut response: Response<Pin<Box<dyn Stream<Item = _> + Send>>> =
+            Response::new(Box::pin(futures::stream::once(async { Ok(reply) })));
+        if let Some(token) = token {
+            let bearer = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| Status::internal("bad token"))?;
+            response.metadata_mut().insert("authorization", bearer);
+        }
+        Ok(response)
     }
 
     async fn get_flight_info_statement(
@@ -257,8 +317,9 @@ impl FlightSqlService for ShoalFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let options = self.options(request.metadata());
+        let endpoints = self.endpoints(request.metadata())?;
         let info = self
-            .statement_info(&query.query, &options, request.into_inner())
+            .statement_info(&query.query, &options, endpoints, request.into_inner())
             .await?;
         Ok(Response::new(info))
     }
@@ -367,8 +428,9 @@ impl FlightSqlService for ShoalFlightSqlService {
             }
             options.parameters = Some(row_values(parameters, 0)?);
         }
+        let endpoints = self.endpoints(request.metadata())?;
         let info = self
-            .statement_info(&statement.sql, &options, request.into_inner())
+            .statement_info(&statement.sql, &options, endpoints, request.into_inner())
             .await?;
         Ok(Response::new(info))
     }
@@ -658,6 +720,16 @@ impl FlightSqlService for ShoalFlightSqlService {
             }
             GET_SESSION_OPTIONS => Ok(one_result(self.sessions.get(&metadata).encode_to_vec())),
             CLOSE_SESSION => Ok(one_result(self.sessions.close(&metadata)?.encode_to_vec())),
+            rpc::ACTION_REDEEM_EXPORT => {
+                self.exports
+                    .redeem(&decode_json(&action.body, "export redemption")?)?;
+                Ok(one_result(b"{}".to_vec()))
+            }
+            rpc::ACTION_EXPORT_READ => {
+                self.exports
+                    .read(&decode_json(&action.body, "export report")?);
+                Ok(one_result(b"{}".to_vec()))
+            }
             _ => {
                 let body = control_actions::handle(self.engine.cluster(), action).await?;
                 Ok(one_result(body))

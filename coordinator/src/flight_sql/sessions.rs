@@ -1,5 +1,6 @@
 //! Flight SQL sessions: `SetSessionOptions`, `GetSessionOptions` and `CloseSession` (sent by
-//! the JDBC driver for its `catalog=`/`schema=` properties), keyed by the
+//! the JDBC driver for its `catalog=`/`schema=` properties; `shoal.endpoints` chooses where
+//! results are read from), keyed by the
 //! `arrow_flight_session_id` cookie the spec suggests.
 //!
 //! arrow-flight 59 does not generate these messages, so they are declared here from
@@ -13,6 +14,7 @@ use prost::{Message, Oneof};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
+use super::exports::{ENDPOINTS_OPTION, ResultEndpoints};
 use crate::catalog_provider::{SHOAL_CATALOG, SHOAL_SCHEMA};
 use crate::query_engine::KNOWN_SCHEMAS;
 
@@ -89,6 +91,8 @@ pub struct CloseSessionResult {
 pub struct Session {
     /// Where unqualified table names resolve; `None` means `public`.
     pub schema: Option<String>,
+    /// Where query results are read from (option `shoal.endpoints`).
+    pub endpoints: ResultEndpoints,
 }
 
 struct Entry {
@@ -155,6 +159,13 @@ impl Sessions {
             session_options: HashMap::from([
                 ("catalog".to_string(), text(SHOAL_CATALOG)),
                 ("schema".to_string(), text(schema)),
+                (
+                    ENDPOINTS_OPTION.to_string(),
+                    text(match session.endpoints {
+                        ResultEndpoints::Coordinator => "coordinator",
+                        ResultEndpoints::Executors => "executors",
+                    }),
+                ),
             ]),
         }
     }
@@ -193,6 +204,13 @@ fn apply(session: &mut Session, name: &str, value: Option<OptionValue>) -> Resul
             }
             Some(_) => Err(INVALID_VALUE),
         },
+        ENDPOINTS_OPTION => {
+            session.endpoints = match text {
+                None => ResultEndpoints::default(),
+                Some(s) => ResultEndpoints::parse(&s).ok_or(INVALID_VALUE)?,
+            };
+            Ok(())
+        }
         _ => Err(INVALID_NAME),
     }
 }

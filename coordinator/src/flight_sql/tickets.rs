@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arrow_flight::FlightData;
 use futures::stream::AbortHandle;
@@ -17,6 +17,17 @@ use crate::query_engine::QueryOutput;
 pub const TICKET_TTL: Duration = Duration::from_secs(600);
 
 pub type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
+
+/// The protobuf timestamp `ttl` from now.
+pub fn expires_after(ttl: std::time::Duration) -> prost_types::Timestamp {
+    let at = (SystemTime::now() + ttl)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: at.as_secs() as i64,
+        nanos: at.subsec_nanos() as i32,
+    }
+}
 
 struct Pending {
     output: QueryOutput,
