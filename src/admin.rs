@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use base64::Engine;
 use shoal_catalog::NodeStatus;
-use shoal_flight::executor_client::action_with_timeout;
+use shoal_flight::executor_client::authorized_action;
 use shoal_flight::rpc::{self, AddCoordinatorRequest, RemoveCoordinatorRequest};
 
 use crate::cli::client::endpoint_uri;
@@ -18,6 +19,12 @@ pub struct AdminArgs {
     /// Flight SQL endpoint of any coordinator
     #[arg(long, default_value = "grpc://127.0.0.1:50051", env = "SHOAL_URL")]
     pub url: String,
+    /// User name sent with --password
+    #[arg(long, default_value = "shoal", env = "SHOAL_USER")]
+    pub user: String,
+    /// Password, for coordinators started with --flight-password
+    #[arg(long, env = "SHOAL_PASSWORD")]
+    pub password: Option<String>,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -52,10 +59,11 @@ async fn action<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
     kind: &str,
     request: &Req,
     timeout: Duration,
+    authorization: Option<&str>,
 ) -> Result<Resp, tonic::Status> {
     let give_up = std::time::Instant::now() + RETRY_FOR;
     loop {
-        match action_with_timeout(address, kind, request, timeout).await {
+        match authorized_action(address, kind, request, timeout, authorization).await {
             Err(status)
                 if status.code() == tonic::Code::Unavailable
                     && std::time::Instant::now() < give_up =>
@@ -70,12 +78,25 @@ async fn action<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
 pub async fn run(args: AdminArgs) -> Result<(), Error> {
     let address = endpoint_uri(&args.url)?;
     let failed = |e: tonic::Status| -> Error { format!("{}: {}", args.url, e.message()).into() };
+    let authorization = args.password.as_ref().map(|password| {
+        let credentials = format!("{}:{password}", args.user);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
+    });
+    let authorization = authorization.as_deref();
     match args.command {
         AdminCommand::Status => {
-            let status: NodeStatus =
-                action(&address, rpc::ACTION_CLUSTER_STATUS, &(), STATUS_TIMEOUT)
-                    .await
-                    .map_err(failed)?;
+            let status: NodeStatus = action(
+                &address,
+                rpc::ACTION_CLUSTER_STATUS,
+                &(),
+                STATUS_TIMEOUT,
+                authorization,
+            )
+            .await
+            .map_err(failed)?;
             print!("{}", render_status(&status));
         }
         AdminCommand::AddCoordinator {
@@ -91,6 +112,7 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
                 rpc::ACTION_ADD_COORDINATOR,
                 &request,
                 MEMBERSHIP_TIMEOUT,
+                authorization,
             )
             .await
             .map_err(failed)?;
@@ -103,6 +125,7 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
                 rpc::ACTION_REMOVE_COORDINATOR,
                 &request,
                 MEMBERSHIP_TIMEOUT,
+                authorization,
             )
             .await
             .map_err(failed)?;

@@ -16,7 +16,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::repartition::BatchPartitioner;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
-use futures::future::try_join_all;
+use futures::future::join_all;
 use shoal_catalog::{CatalogError, Command, Response, ShardFile, TableDef, TxnId};
 use shoal_flight::arrow_codec::encode_schema;
 use shoal_flight::error::coded;
@@ -301,7 +301,9 @@ impl BucketWriter {
         let owners = self.owner_addresses[bucket].clone();
         let schema = Arc::clone(&self.schema);
         let write = SpawnedTask::spawn(async move {
-            let copies = try_join_all(owners.iter().map(|address| {
+            // Every copy settles before the write does, so none lands after a failed write's
+            // files were collected.
+            let copies = join_all(owners.iter().map(|address| {
                 executor_client::write_shard(
                     address,
                     &request,
@@ -309,9 +311,13 @@ impl BucketWriter {
                     batches.clone(),
                 )
             }))
-            .await
-            .map_err(shoal_flight::status_to_datafusion)?;
-            Ok(copies.into_iter().next().expect("a bucket has owners"))
+            .await;
+            let mut first = None;
+            for copy in copies {
+                let copy = copy.map_err(shoal_flight::status_to_datafusion)?;
+                first.get_or_insert(copy);
+            }
+            first.ok_or_else(|| exec_datafusion_err!("bucket {bucket} has no owners"))
         });
         self.in_flight.push_back((self.written.len() - 1, write));
         Ok(())

@@ -4,7 +4,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use arrow::array::RecordBatch;
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
@@ -20,7 +19,8 @@ use shoal_flight::arrow_codec::decode_schema;
 use shoal_flight::datafusion_to_status;
 use shoal_flight::executor_client::{self, encode_batches};
 use shoal_flight::rpc::{
-    self, DeleteFilesRequest, ExportTaskRequest, ExportTicket, ScanShardRequest, WriteShardRequest,
+    self, DeleteFilesRequest, ExportTaskRequest, ExportTicket, ExportedTask, ScanShardRequest,
+    WriteShardRequest,
 };
 use shoal_flight::scan_predicate::decode_predicate;
 use shoal_flight::shard_reader::read_local;
@@ -28,6 +28,7 @@ use shoal_flight::wire_types::{cast_batch, plain_schema};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
+use crate::heartbeat::KnownCoordinators;
 use crate::shard_store::ShardStore;
 use crate::worker::StageWorker;
 
@@ -37,11 +38,20 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 pub struct ExecutorFlightService {
     store: Arc<ShardStore>,
     worker: StageWorker,
+    coordinators: KnownCoordinators,
 }
 
 impl ExecutorFlightService {
-    pub fn new(store: Arc<ShardStore>, worker: StageWorker) -> Self {
-        Self { store, worker }
+    pub fn new(
+        store: Arc<ShardStore>,
+        worker: StageWorker,
+        coordinators: KnownCoordinators,
+    ) -> Self {
+        Self {
+            store,
+            worker,
+            coordinators,
+        }
     }
 
     fn scan_shards(&self, scan: ScanShardRequest) -> Result<BoxStream<FlightData>, Status> {
@@ -63,37 +73,32 @@ impl ExecutorFlightService {
     }
 
     /// A client reads one task of a query's final stage: the coordinator holding the query
-    /// must agree (once per ticket, before it expires), and hears when the reading ends.
+    /// must agree (once per ticket, before it expires) and says what to read, and hears when
+    /// the reading ends.
     async fn read_exported_task(
         &self,
         ticket: ExportTicket,
     ) -> Result<BoxStream<FlightData>, Status> {
-        let now_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
-        if now_ms >= ticket.expires_at_ms {
-            return Err(Status::not_found(
-                "unknown or expired ticket; run the statement again",
+        // The ticket is the client's: only a coordinator of this cluster is asked.
+        if !self.coordinators.contains(&ticket.coordinator) {
+            return Err(Status::invalid_argument(
+                "the ticket names a coordinator this executor does not know",
             ));
         }
         let request = ExportTaskRequest {
             export_id: ticket.export_id.clone(),
             task: ticket.task,
         };
-        executor_client::action::<_, serde_json::Value>(
-            &ticket.coordinator,
-            rpc::ACTION_REDEEM_EXPORT,
-            &request,
-        )
-        .await?;
+        let task: ExportedTask =
+            executor_client::action(&ticket.coordinator, rpc::ACTION_REDEEM_EXPORT, &request)
+                .await?;
         let report = ReadReport {
             coordinator: ticket.coordinator.clone(),
             request: Some(request),
         };
         let rows = self
             .worker
-            .read_task(&ticket)
+            .read_task(&task)
             .await
             .map_err(|e| datafusion_to_status(&e))?;
         debug!(export_id = %ticket.export_id, task = ticket.task, "serving an exported task");
@@ -130,7 +135,7 @@ impl Drop for ReadReport {
             )
             .await;
             if let Err(status) = reported {
-                // The coordinator lets the query go when its tickets expire anyway.
+                // The coordinator lets the query go after its read limit anyway.
                 warn!(%coordinator, error = %status, "could not report an exported task as read");
             }
         });

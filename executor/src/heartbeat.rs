@@ -6,6 +6,7 @@
 //! added later are found without restarting the executor.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use shoal_catalog::ExecutorId;
@@ -23,8 +24,28 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 /// Every how many failed registration attempts a warning is logged.
 const REGISTRATION_WARN_EVERY: u64 = 4;
 
-/// Heartbeats to `coordinators` and to every coordinator they report, until `shutdown`.
+/// The coordinators this executor heartbeats to: the configured ones and every one they
+/// reported. Other nodes' claims (a client's ticket) are checked against it.
+#[derive(Clone, Default)]
+pub struct KnownCoordinators(Arc<RwLock<HashSet<String>>>);
+
+impl KnownCoordinators {
+    pub fn contains(&self, address: &str) -> bool {
+        self.0.read().expect("not poisoned").contains(address)
+    }
+
+    fn insert(&self, address: &str) -> bool {
+        self.0
+            .write()
+            .expect("not poisoned")
+            .insert(address.to_string())
+    }
+}
+
+/// Heartbeats to `coordinators` and to every coordinator they report, until `shutdown`;
+/// `known` learns every one of them.
 pub async fn run(
+    known: KnownCoordinators,
     coordinators: Vec<String>,
     data_id: String,
     address: String,
@@ -33,10 +54,9 @@ pub async fn run(
 ) {
     tokio::pin!(shutdown);
     let (found_tx, mut found_rx) = mpsc::unbounded_channel::<Vec<String>>();
-    let mut known: HashSet<String> = HashSet::new();
     let mut loops = JoinSet::new();
-    let mut start = |coordinator: String, loops: &mut JoinSet<()>| {
-        if known.insert(coordinator.clone()) {
+    let start = |coordinator: String, loops: &mut JoinSet<()>| {
+        if known.insert(&coordinator) {
             loops.spawn(beat_one(
                 coordinator,
                 data_id.clone(),

@@ -15,6 +15,7 @@ use tracing::info;
 
 use crate::error::ExecutorError;
 use crate::flight_service::ExecutorFlightService;
+use crate::heartbeat::KnownCoordinators;
 use crate::memory::{MemoryConfig, runtime_env};
 use crate::shard_store::ShardStore;
 use crate::worker::StageWorker;
@@ -60,7 +61,9 @@ pub async fn serve(
     );
 
     let shutdown = shutdown.shared();
+    let coordinators = KnownCoordinators::default();
     let heartbeat = tokio::spawn(crate::heartbeat::run(
+        coordinators.clone(),
         config.coordinators.clone(),
         data_id,
         address.clone(),
@@ -76,6 +79,7 @@ pub async fn serve(
     let flight = FlightServiceServer::new(ExecutorFlightService::new(
         Arc::clone(&store),
         worker.clone(),
+        coordinators,
     ))
     .max_decoding_message_size(usize::MAX)
     .max_encoding_message_size(usize::MAX);

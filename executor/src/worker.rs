@@ -14,7 +14,7 @@ use datafusion_distributed::{
     WorkerPlanRewriteEventResponse, WorkerQueryContext, WorkerSessionBuilder,
 };
 use futures::StreamExt;
-use shoal_flight::rpc::ExportTicket;
+use shoal_flight::rpc::ExportedTask;
 use shoal_flight::single_row_udf::single_row_udf;
 use shoal_flight::{LocalShardStore, ShardScanCodec};
 use uuid::Uuid;
@@ -79,23 +79,23 @@ impl StageWorker {
 
     /// Every partition of one task of a query's final stage, merged into one stream as they
     /// come. The task's plan was sent by the coordinator; dropping the stream stops it.
-    pub async fn read_task(&self, ticket: &ExportTicket) -> Result<SendableRecordBatchStream> {
-        let query_id = Uuid::parse_str(&ticket.query_id)
-            .map_err(|e| DataFusionError::Plan(format!("malformed query id in ticket: {e}")))?;
+    pub async fn read_task(&self, task: &ExportedTask) -> Result<SendableRecordBatchStream> {
+        let query_id = Uuid::parse_str(&task.query_id)
+            .map_err(|e| DataFusionError::Internal(format!("malformed query id: {e}")))?;
         let request = ExecuteTaskRequest {
             task_key: TaskKey {
                 query_id,
-                stage_id: ticket.stage,
-                task_number: ticket.task,
+                stage_id: task.stage,
+                task_number: task.task,
             },
             target_partition_start: 0,
-            target_partition_end: ticket.partitions,
+            target_partition_end: task.partitions,
             producer_head: ProducerHead::None,
         };
         let (partitions, _task_ctx) = self.worker.execute_task(request).await?;
         let Some(schema) = partitions.first().map(|p| p.schema()) else {
-            return Err(DataFusionError::Plan(
-                "the ticket names no partitions".into(),
+            return Err(DataFusionError::Internal(
+                "the task has no partitions".into(),
             ));
         };
         let mut merged = RecordBatchReceiverStreamBuilder::new(schema, partitions.len().max(2));

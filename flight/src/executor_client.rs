@@ -90,13 +90,28 @@ pub async fn action_with_timeout<Req: Serialize, Resp: DeserializeOwned>(
     request: &Req,
     timeout: std::time::Duration,
 ) -> Result<Resp, Status> {
+    authorized_action(address, kind, request, timeout, None).await
+}
+
+/// [`action_with_timeout`] carrying an `authorization` header (an admin's credentials).
+pub async fn authorized_action<Req: Serialize, Resp: DeserializeOwned>(
+    address: &str,
+    kind: &str,
+    request: &Req,
+    timeout: std::time::Duration,
+    authorization: Option<&str>,
+) -> Result<Resp, Status> {
     let mut client = client(address)?;
     let body = serde_json::to_vec(request).expect("RPC messages always serialize");
+    let mut call_request = tonic::Request::new(Action::new(kind, body));
+    if let Some(value) = authorization {
+        let value = value
+            .parse()
+            .map_err(|_| Status::invalid_argument("credentials are not a valid header"))?;
+        call_request.metadata_mut().insert("authorization", value);
+    }
     let call = async {
-        let mut results = client
-            .do_action(Action::new(kind, body))
-            .await?
-            .into_inner();
+        let mut results = client.do_action(call_request).await?.into_inner();
         let result = results
             .message()
             .await?

@@ -104,20 +104,16 @@ pub struct DeleteFilesRequest {
 }
 
 /// One task of a query's final stage, read by a client straight from the executor running it.
+/// It only names the task: what to run comes from the coordinator when the ticket is redeemed,
+/// so a client cannot point an executor at another stage or coordinator by editing it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExportTicket {
     /// The coordinator's id for the exported query.
     pub export_id: String,
-    /// datafusion-distributed's query id (a UUID).
-    pub query_id: String,
-    pub stage: usize,
     pub task: usize,
-    /// Output partitions of the task, all read by one redemption.
-    pub partitions: usize,
-    /// The Flight address of the coordinator holding the query open.
+    /// The Flight address of the coordinator holding the query open (the executor only
+    /// contacts coordinators it knows).
     pub coordinator: String,
-    /// When the ticket expires, in milliseconds since the Unix epoch.
-    pub expires_at_ms: u64,
 }
 
 /// Names one exported task to the coordinator that holds its query.
@@ -125,6 +121,17 @@ pub struct ExportTicket {
 pub struct ExportTaskRequest {
     pub export_id: String,
     pub task: usize,
+}
+
+/// The coordinator's answer to a redemption: the task to read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExportedTask {
+    /// datafusion-distributed's query id (a UUID).
+    pub query_id: String,
+    pub stage: usize,
+    pub task: usize,
+    /// Output partitions of the task, all read by one redemption.
+    pub partitions: usize,
 }
 
 /// Encodes a message with a prefix.

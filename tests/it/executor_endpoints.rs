@@ -156,6 +156,19 @@ async fn executor_endpoints_serve_the_final_stage_from_the_executors() {
         }
         assert_eq!(after.code(), Code::NotFound, "{after}");
 
+        // A ticket edited to name another coordinator is refused by the executor.
+        let mut forged = info.endpoint[2].clone();
+        let ticket = forged.ticket.as_mut().unwrap();
+        let text = String::from_utf8(ticket.ticket.to_vec()).unwrap();
+        let port = coordinator.rsplit(':').next().unwrap();
+        ticket.ticket = text
+            .replace(&format!(":{port}\""), ":1\"")
+            .into_bytes()
+            .into();
+        let refused = read(&forged, &coordinator).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused}");
+        assert!(refused.message().contains("does not know"), "{refused}");
+
         // The coordinator does not redeem executor tickets.
         let mut at_coordinator = info.endpoint[1].clone();
         at_coordinator.location.clear();

@@ -128,5 +128,28 @@ async fn a_password_protected_coordinator_admits_only_clients_that_know_it() {
     let stderr = String::from_utf8_lossy(&without.stderr);
     assert!(!without.status.success());
     assert!(stderr.contains("requires a password"), "{stderr}");
+
+    // Admin actions need the password too.
+    for (password, ok) in [(None, false), (Some("s3cret"), true)] {
+        let mut admin = tokio::process::Command::new(shoal);
+        admin
+            .args(["admin", "--url", &url])
+            .env_remove("SHOAL_PASSWORD");
+        if let Some(password) = password {
+            admin.args(["--password", password]);
+        }
+        let output = within(60, "shoal admin status", admin.arg("status").output())
+            .await
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(output.status.success(), ok, "{text}");
+        if !ok {
+            assert!(text.contains("requires a password"), "{text}");
+        }
+    }
     cluster.shutdown().await;
 }

@@ -47,7 +47,7 @@ impl FlightAuth {
             return Ok(None);
         };
         match credentials(metadata)? {
-            Some(Credentials::Basic { password }) if password == **expected => {
+            Some(Credentials::Basic { password }) if same_secret(&password, expected) => {
                 let token = uuid::Uuid::new_v4().simple().to_string();
                 let mut tokens = self.tokens.lock().expect("not poisoned");
                 tokens.retain(|_, used| used.elapsed() < TOKEN_IDLE_TIMEOUT);
@@ -66,7 +66,7 @@ impl FlightAuth {
             return Ok(());
         };
         match credentials(metadata)? {
-            Some(Credentials::Basic { password }) if password == **expected => Ok(()),
+            Some(Credentials::Basic { password }) if same_secret(&password, expected) => Ok(()),
             Some(Credentials::Basic { .. }) => Err(wrong_credentials()),
             Some(Credentials::Bearer(token)) if self.known(&token) => Ok(()),
             Some(Credentials::Bearer(_)) => Err(Status::unauthenticated(
@@ -86,6 +86,17 @@ impl FlightAuth {
             _ => false,
         }
     }
+}
+
+/// Compares in time that depends only on the lengths, so that timing does not reveal how much
+/// of a guess was right.
+fn same_secret(given: &str, expected: &str) -> bool {
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }
 
 fn missing_credentials() -> Status {

@@ -1,11 +1,11 @@
 //! Results with several endpoints: a query whose final-stage tasks clients read straight from
 //! the executors. The coordinator holds each such query open, hands out one ticket per task,
 //! lets each ticket be redeemed once before it expires, and lets the query go when every task
-//! was read or can no longer be.
+//! was read or can no longer be, and in any case [`READ_LIMIT`] after the tickets expired.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use arrow_flight::{FlightEndpoint, Ticket};
 use datafusion::common::{DataFusionError, internal_datafusion_err};
@@ -13,7 +13,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use futures::StreamExt;
 use shoal_flight::datafusion_to_status;
-use shoal_flight::rpc::{self, ExportTaskRequest, ExportTicket};
+use shoal_flight::rpc::{self, ExportTaskRequest, ExportTicket, ExportedTask};
 use tokio::sync::oneshot;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
@@ -29,7 +29,10 @@ pub const EXPORT_TTL: Duration = Duration::from_secs(300);
 pub const ENDPOINTS_HEADER: &str = "x-shoal-endpoints";
 /// The session option (SetSessionOptions) with the same meaning.
 pub const ENDPOINTS_OPTION: &str = "shoal.endpoints";
-/// How long the stages may take to reach their executors.
+/// How long a task redeemed before its ticket expired may go on being read; then the query is
+/// let go even if an executor never reported the end of a read (it crashed, or lost its way).
+pub const READ_LIMIT: Duration = Duration::from_secs(3600);
+/// How long the coordinator may take to send the stages to their executors.
 const PLACEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where a statement's rows are read from.
@@ -76,7 +79,10 @@ enum TaskState {
 
 struct Export {
     tasks: Vec<TaskState>,
+    placed: FinalStageTasks,
     expires_at: Instant,
+    /// Why the query stopped after its endpoints were handed out; redemptions answer with it.
+    failure: Option<Status>,
     /// Dropping it ends the query on the executors.
     _release: oneshot::Sender<()>,
 }
@@ -94,11 +100,12 @@ impl Export {
 pub struct Exports {
     exports: Arc<Mutex<HashMap<String, Export>>>,
     ttl: Duration,
+    read_limit: Duration,
 }
 
 impl Default for Exports {
     fn default() -> Self {
-        Self::with_ttl(EXPORT_TTL)
+        Self::with_limits(EXPORT_TTL, READ_LIMIT)
     }
 }
 
@@ -107,10 +114,12 @@ fn expired() -> Status {
 }
 
 impl Exports {
-    pub fn with_ttl(ttl: Duration) -> Self {
+    /// Tickets expire after `ttl`; tasks being read are let go `read_limit` after that.
+    pub fn with_limits(ttl: Duration, read_limit: Duration) -> Self {
         Self {
             exports: Default::default(),
             ttl,
+            read_limit,
         }
     }
 
@@ -130,13 +139,19 @@ impl Exports {
         };
         let mut stream =
             execute_stream(exported, task_ctx).map_err(|e| datafusion_to_status(&e))?;
+        let export_id = uuid::Uuid::new_v4().to_string();
         let (release, released) = oneshot::channel::<()>();
         let (failed_tx, failed_rx) = oneshot::channel::<DataFusionError>();
+        let exports = self.clone();
+        let id = export_id.clone();
         tokio::spawn(async move {
             // The head yields no rows: it ends only with an error, or is dropped on release.
             tokio::select! {
                 item = stream.next() => {
                     if let Some(Err(e)) = item {
+                        // Before the endpoints are handed out, `start` reports the error;
+                        // after, redemptions do.
+                        exports.fail(&id, datafusion_to_status(&e));
                         let _ = failed_tx.send(e);
                     }
                 }
@@ -152,22 +167,18 @@ impl Exports {
             }
         })
         .await
-        .map_err(|_| Status::deadline_exceeded("the query's stages did not reach the executors within 30 s"))?
+        .map_err(|_| Status::deadline_exceeded("the query's stages were not sent to the executors within 30 s"))?
         .map_err(|e| datafusion_to_status(&e))?;
-        Ok(Some(self.register(placed, release, coordinator)))
+        Ok(Some(self.register(export_id, placed, release, coordinator)))
     }
 
     fn register(
         &self,
+        export_id: String,
         placed: FinalStageTasks,
         release: oneshot::Sender<()>,
         coordinator: &str,
     ) -> Vec<FlightEndpoint> {
-        let export_id = uuid::Uuid::new_v4().to_string();
-        let expires_at_ms = (SystemTime::now() + self.ttl)
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
         let endpoints = placed
             .executors
             .iter()
@@ -175,12 +186,8 @@ impl Exports {
             .map(|(task, executor)| {
                 let ticket = ExportTicket {
                     export_id: export_id.clone(),
-                    query_id: placed.query_id.clone(),
-                    stage: placed.stage,
                     task,
-                    partitions: placed.partitions_per_task,
                     coordinator: coordinator.to_string(),
-                    expires_at_ms,
                 };
                 FlightEndpoint::new()
                     .with_ticket(Ticket::new(rpc::encode(rpc::EXPORT_TICKET_PREFIX, &ticket)))
@@ -188,27 +195,46 @@ impl Exports {
                     .with_expiration_time(expires_after(self.ttl))
             })
             .collect();
+        let tasks = placed.executors.len();
         self.exports.lock().expect("not poisoned").insert(
             export_id.clone(),
             Export {
-                tasks: vec![TaskState::Waiting; placed.executors.len()],
+                tasks: vec![TaskState::Waiting; tasks],
+                placed,
                 expires_at: Instant::now() + self.ttl,
+                failure: None,
                 _release: release,
             },
         );
-        debug!(export_id, tasks = placed.executors.len(), "query exported");
+        debug!(export_id, tasks, "query exported");
         let exports = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(exports.ttl).await;
             exports.expire(&export_id);
+            tokio::time::sleep(exports.read_limit).await;
+            let removed = exports
+                .exports
+                .lock()
+                .expect("not poisoned")
+                .remove(&export_id);
+            if removed.is_some() {
+                warn!(
+                    export_id,
+                    "an exported task was never reported read; query released"
+                );
+            }
         });
         endpoints
     }
 
     /// An executor starts serving a task to a client: allowed once, before the ticket expires.
-    pub fn redeem(&self, request: &ExportTaskRequest) -> Result<(), Status> {
+    /// Returns what the executor is to read.
+    pub fn redeem(&self, request: &ExportTaskRequest) -> Result<ExportedTask, Status> {
         let mut exports = self.exports.lock().expect("not poisoned");
         let export = exports.get_mut(&request.export_id).ok_or_else(expired)?;
+        if let Some(failure) = &export.failure {
+            return Err(failure.clone());
+        }
         let live = Instant::now() < export.expires_at;
         let state = export
             .tasks
@@ -217,7 +243,12 @@ impl Exports {
         match state {
             TaskState::Waiting if live => {
                 *state = TaskState::Reading;
-                Ok(())
+                Ok(ExportedTask {
+                    query_id: export.placed.query_id.clone(),
+                    stage: export.placed.stage,
+                    task: request.task,
+                    partitions: export.placed.partitions_per_task,
+                })
             }
             TaskState::Waiting | TaskState::Expired => Err(expired()),
             TaskState::Reading | TaskState::Read => Err(Status::failed_precondition(
@@ -226,13 +257,25 @@ impl Exports {
         }
     }
 
-    /// An executor finished serving a task (to its end, or the client went away).
+    /// An executor finished serving a task it redeemed (to its end, or the client went away).
     pub fn read(&self, request: &ExportTaskRequest) {
         self.update(&request.export_id, |tasks| {
-            if let Some(state) = tasks.get_mut(request.task) {
+            if let Some(state @ TaskState::Reading) = tasks.get_mut(request.task) {
                 *state = TaskState::Read;
             }
         });
+    }
+
+    /// The query stopped with `failure` after its endpoints were handed out.
+    fn fail(&self, export_id: &str, failure: Status) {
+        if let Some(export) = self
+            .exports
+            .lock()
+            .expect("not poisoned")
+            .get_mut(export_id)
+        {
+            export.failure = Some(failure);
+        }
     }
 
     /// Tickets not redeemed by now can no longer be.
@@ -299,11 +342,19 @@ mod tests {
         }
     }
 
-    fn ticket(endpoint: &FlightEndpoint) -> ExportTicket {
-        let bytes = &endpoint.ticket.as_ref().unwrap().ticket;
-        rpc::decode(rpc::EXPORT_TICKET_PREFIX, bytes)
-            .unwrap()
-            .unwrap()
+    fn register(exports: &Exports, tasks: usize) -> (Vec<ExportTicket>, oneshot::Receiver<()>) {
+        let (release, released) = oneshot::channel();
+        let endpoints = exports.register("q".into(), placed(tasks), release, "http://c:1");
+        let tickets = endpoints
+            .iter()
+            .map(|e| {
+                let bytes = &e.ticket.as_ref().unwrap().ticket;
+                rpc::decode(rpc::EXPORT_TICKET_PREFIX, bytes)
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect();
+        (tickets, released)
     }
 
     fn request(ticket: &ExportTicket) -> ExportTaskRequest {
@@ -313,30 +364,28 @@ mod tests {
         }
     }
 
+    fn released(receiver: &mut oneshot::Receiver<()>) -> bool {
+        receiver.try_recv() == Err(oneshot::error::TryRecvError::Closed)
+    }
+
     #[tokio::test]
     async fn every_task_is_redeemed_once_and_the_query_released_after_the_last_read() {
         let exports = Exports::default();
-        let (release, mut released) = oneshot::channel();
-        let endpoints = exports.register(placed(2), release, "http://coordinator:1");
-        assert_eq!(endpoints.len(), 2);
-        assert_eq!(endpoints[1].location[0].uri, "grpc+tcp://127.0.0.1:7001");
-        let tickets: Vec<ExportTicket> = endpoints.iter().map(ticket).collect();
+        let (tickets, mut release) = register(&exports, 2);
         assert_eq!(tickets[1].task, 1);
-        assert_eq!(tickets[1].partitions, 2);
-        assert_eq!(tickets[1].coordinator, "http://coordinator:1");
+        assert_eq!(tickets[1].coordinator, "http://c:1");
 
-        exports.redeem(&request(&tickets[0])).unwrap();
+        let task = exports.redeem(&request(&tickets[0])).unwrap();
+        assert_eq!((task.stage, task.task, task.partitions), (1, 0, 2));
         let again = exports.redeem(&request(&tickets[0])).unwrap_err();
         assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+        // A report for a task nobody redeemed changes nothing.
+        exports.read(&request(&tickets[1]));
         exports.read(&request(&tickets[0]));
-        assert!(released.try_recv().is_err(), "task 1 is still unread");
+        assert!(!released(&mut release), "task 1 is still unread");
         exports.redeem(&request(&tickets[1])).unwrap();
         exports.read(&request(&tickets[1]));
-        assert!(
-            released
-                .try_recv()
-                .is_err_and(|e| e == oneshot::error::TryRecvError::Closed)
-        );
+        assert!(released(&mut release));
         assert_eq!(exports.open(), 0);
         let late = exports.redeem(&request(&tickets[1])).unwrap_err();
         assert_eq!(late.code(), tonic::Code::NotFound);
@@ -344,34 +393,45 @@ mod tests {
 
     #[tokio::test]
     async fn unredeemed_tickets_expire_but_a_task_being_read_holds_the_query() {
-        let exports = Exports::with_ttl(Duration::from_millis(200));
-        let (release, mut released) = oneshot::channel();
-        let endpoints = exports.register(placed(2), release, "http://coordinator:1");
-        let tickets: Vec<ExportTicket> = endpoints.iter().map(ticket).collect();
+        let exports = Exports::with_limits(Duration::from_millis(200), Duration::from_secs(60));
+        let (tickets, mut release) = register(&exports, 2);
         exports.redeem(&request(&tickets[0])).unwrap();
         tokio::time::sleep(Duration::from_millis(400)).await;
         let late = exports.redeem(&request(&tickets[1])).unwrap_err();
         assert_eq!(late.code(), tonic::Code::NotFound);
         assert!(late.message().contains("expired"));
         assert_eq!(exports.open(), 1, "task 0 is still being read");
-        assert!(released.try_recv().is_err());
+        assert!(!released(&mut release));
         exports.read(&request(&tickets[0]));
         assert_eq!(exports.open(), 0);
     }
 
     #[tokio::test]
+    async fn a_read_never_reported_is_let_go_after_the_read_limit() {
+        let exports = Exports::with_limits(Duration::from_millis(100), Duration::from_millis(200));
+        let (tickets, mut release) = register(&exports, 1);
+        exports.redeem(&request(&tickets[0])).unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(exports.open(), 0);
+        assert!(released(&mut release));
+    }
+
+    #[tokio::test]
+    async fn a_query_that_failed_after_its_endpoints_were_handed_out_answers_with_its_error() {
+        let exports = Exports::default();
+        let (tickets, _release) = register(&exports, 2);
+        exports.fail("q", Status::resource_exhausted("out of memory"));
+        let error = exports.redeem(&request(&tickets[0])).unwrap_err();
+        assert_eq!(error.code(), tonic::Code::ResourceExhausted);
+    }
+
+    #[tokio::test]
     async fn cancel_releases_at_once() {
         let exports = Exports::default();
-        let (release, mut released) = oneshot::channel();
-        let endpoints = exports.register(placed(3), release, "http://coordinator:1");
-        let id = ticket(&endpoints[0]).export_id;
-        assert!(exports.cancel(&id));
-        assert!(
-            released
-                .try_recv()
-                .is_err_and(|e| e == oneshot::error::TryRecvError::Closed)
-        );
-        assert!(!exports.cancel(&id));
+        let (tickets, mut release) = register(&exports, 3);
+        assert!(exports.cancel(&tickets[0].export_id));
+        assert!(released(&mut release));
+        assert!(!exports.cancel(&tickets[0].export_id));
     }
 
     #[test]
@@ -391,5 +451,14 @@ mod tests {
             ResultEndpoints::from_header(&metadata).unwrap_err().code(),
             tonic::Code::InvalidArgument
         );
+    }
+
+    #[test]
+    fn locations_are_flight_uris() {
+        assert_eq!(
+            flight_location("http://10.0.0.7:50061/"),
+            "grpc+tcp://10.0.0.7:50061"
+        );
+        assert_eq!(flight_location("https://e1:50061"), "grpc+tls://e1:50061");
     }
 }

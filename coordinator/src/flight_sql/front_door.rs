@@ -8,6 +8,7 @@ use arrow_flight::{
     Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, PollInfo,
     SchemaAsIpc, SchemaResult, Ticket,
 };
+use shoal_flight::rpc;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::service::ShoalFlightSqlService;
@@ -19,8 +20,13 @@ pub struct FrontDoor {
     sql: ShoalFlightSqlService,
 }
 
-/// Actions between Shoal's own nodes and tools (`shoal.heartbeat`, ...).
-const CLUSTER_ACTION_PREFIX: &str = "shoal.";
+/// Actions executors send to coordinators.
+const EXECUTOR_ACTIONS: [&str; 4] = [
+    rpc::ACTION_REGISTER_EXECUTOR,
+    rpc::ACTION_HEARTBEAT,
+    rpc::ACTION_REDEEM_EXPORT,
+    rpc::ACTION_EXPORT_READ,
+];
 
 impl FrontDoor {
     pub fn new(sql: ShoalFlightSqlService) -> Self {
@@ -103,7 +109,7 @@ impl FlightService for FrontDoor {
         if request
             .get_ref()
             .ticket
-            .starts_with(shoal_flight::rpc::EXPORT_TICKET_PREFIX)
+            .starts_with(rpc::EXPORT_TICKET_PREFIX)
         {
             return Err(Status::invalid_argument(
                 "this ticket is redeemed at the executor its endpoint's location names, not at the coordinator",
@@ -124,9 +130,9 @@ impl FlightService for FrontDoor {
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
-        // Executors' and admins' actions are not authenticated yet (they come with cluster
-        // credentials and TLS).
-        if !request.get_ref().r#type.starts_with(CLUSTER_ACTION_PREFIX) {
+        // Executors' own actions carry no credentials yet (cluster credentials and TLS will
+        // cover them); every other action, `shoal admin`'s included, needs the password.
+        if !EXECUTOR_ACTIONS.contains(&request.get_ref().r#type.as_str()) {
             self.admit(&request)?;
         }
         FlightService::do_action(&self.sql, request).await

@@ -721,9 +721,10 @@ impl FlightSqlService for ShoalFlightSqlService {
             GET_SESSION_OPTIONS => Ok(one_result(self.sessions.get(&metadata).encode_to_vec())),
             CLOSE_SESSION => Ok(one_result(self.sessions.close(&metadata)?.encode_to_vec())),
             rpc::ACTION_REDEEM_EXPORT => {
-                self.exports
+                let task = self
+                    .exports
                     .redeem(&decode_json(&action.body, "export redemption")?)?;
-                Ok(one_result(b"{}".to_vec()))
+                Ok(one_result(serde_json::to_vec(&task).expect("serializable")))
             }
             rpc::ACTION_EXPORT_READ => {
                 self.exports
