@@ -16,7 +16,7 @@ fn cpu_seconds() -> f64 {
 }
 
 /// CPU seconds used over the next `window`.
-async fn cpu_over(window: Duration) -> f64 {
+pub(crate) async fn cpu_over(window: Duration) -> f64 {
     let before = cpu_seconds();
     tokio::time::sleep(window).await;
     cpu_seconds() - before

@@ -3,6 +3,7 @@
 //! with one endpoint per task of that stage, located at the task's executor.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::Schema;
@@ -17,6 +18,7 @@ use prost::Message;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
+use crate::cancellation::cpu_over;
 use crate::common::{TestCluster, within};
 use crate::flight_sql_metadata::session_options_request;
 
@@ -151,7 +153,7 @@ async fn executor_endpoints_serve_the_final_stage_from_the_executors() {
             if after.code() != Code::FailedPrecondition {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
             after = read(&info.endpoint[1], &coordinator).await.unwrap_err();
         }
         assert_eq!(after.code(), Code::NotFound, "{after}");
@@ -255,6 +257,60 @@ async fn executor_endpoints_serve_the_final_stage_from_the_executors() {
             .unwrap_err();
         assert_eq!(bad.code(), Code::InvalidArgument);
         assert!(bad.message().contains("x-shoal-endpoints"), "{bad}");
+    })
+    .await;
+    cluster.shutdown().await;
+}
+
+/// A client that drops its streams from the executors stops the query's work there within a
+/// second, as one that drops a coordinator stream does (see `cancellation.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropping_executor_streams_stops_the_work() {
+    let cluster = TestCluster::start(3).await;
+    let sql = cluster.client().await;
+    sql.ok("CREATE TABLE nums (id BIGINT) WITH (distribution = 'id')")
+        .await;
+    sql.ok("INSERT INTO nums SELECT value FROM generate_series(0, 19999)")
+        .await;
+    let coordinator = cluster.url().to_string();
+    let mut flight = connect(&coordinator).await;
+    within(120, "cancelling exported reads", async {
+        // Eight trillion triples and no row out: far more than a test's lifetime of work.
+        let slow = "SELECT a.id FROM nums a, nums b, nums c WHERE a.id + b.id + c.id < 0";
+        let info = flight
+            .get_flight_info(query(slow, Some("executors")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(info.endpoint.len() >= 2, "{:?}", info.endpoint);
+        let readers: Vec<_> = info
+            .endpoint
+            .iter()
+            .cloned()
+            .map(|endpoint| {
+                let coordinator = coordinator.clone();
+                tokio::spawn(async move { read(&endpoint, &coordinator).await })
+            })
+            .collect();
+        let busy = cpu_over(Duration::from_secs(2)).await;
+        assert!(
+            busy > 0.8,
+            "the query should keep a core busy, used {busy:.2} s in 2 s"
+        );
+        assert!(
+            readers.iter().all(|r| !r.is_finished()),
+            "the query ended by itself"
+        );
+        for reader in &readers {
+            reader.abort(); // drops the streams: the client went away
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let after = cpu_over(Duration::from_secs(2)).await;
+        assert!(
+            after < 0.3,
+            "work went on after the client left: {after:.2} CPU seconds in 2 s"
+        );
+        assert_eq!(sql.scalar("SELECT count(*) FROM nums").await, "20000");
     })
     .await;
     cluster.shutdown().await;
