@@ -9,14 +9,14 @@ use arrow::array::{RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::CompressionType;
 use datafusion::catalog::MemoryCatalogProviderList;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, Result, ScalarValue, TableReference, plan_err};
 use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
-use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::logical_expr::{DdlStatement, Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::memory::MemoryStream;
@@ -348,6 +348,55 @@ impl QueryEngine {
         })
     }
 
+    /// Runs `INSERT INTO t VALUES ($1, ...)` once per row of `rows` as one write: every
+    /// row's bound VALUES row goes into a single VALUES list, so a batch of N rows (JDBC
+    /// batches, ADBC's `executemany`) is one commit and one file per bucket, not N. `None`
+    /// when the statement is not such an insert; the caller then runs it row by row.
+    pub async fn insert_rows(
+        &self,
+        sql: &str,
+        rows: &[Vec<ScalarValue>],
+        default_schema: Option<&str>,
+    ) -> Result<Option<QueryOutput>> {
+        let statement = single_statement(sql)?;
+        let is_insert =
+            matches!(&statement, DFStatement::Statement(s) if matches!(**s, Statement::Insert(_)));
+        if !is_insert || rows.is_empty() {
+            return Ok(None);
+        }
+        let ctx = self.session_in(default_schema).await?;
+        let state = ctx.state();
+        let plan = state.statement_to_plan(statement).await?;
+        if !matches!(plan, LogicalPlan::Dml(_)) {
+            return Ok(None);
+        }
+        let mut values = Vec::with_capacity(rows.len());
+        for row in rows {
+            let bound = plan.clone().with_param_values(row.clone())?;
+            match only_values_row(&bound) {
+                Some(row) => values.push(row),
+                None => return Ok(None),
+            }
+        }
+        let plan = plan
+            .with_param_values(rows[0].clone())?
+            .transform_up(|node| match node {
+                // Built anew so that a column is nullable when any row has a NULL in it, and
+                // the nodes above recomputed to match.
+                LogicalPlan::Values(_) => LogicalPlanBuilder::values(std::mem::take(&mut values))?
+                    .build()
+                    .map(Transformed::yes),
+                other => other.recompute_schema().map(Transformed::yes),
+            })?
+            .data;
+        let state = self.physical_planner(state, &plan);
+        let batches = DataFrame::new(state, plan).collect().await?;
+        Ok(Some(QueryOutput::Batches {
+            schema: count_schema(),
+            batches: normalize_count(batches)?,
+        }))
+    }
+
     async fn run_planned(
         &self,
         ctx: &SessionContext,
@@ -639,6 +688,21 @@ impl QueryEngine {
 pub const KNOWN_SCHEMAS: [&str; 2] = [SHOAL_SCHEMA, "information_schema"];
 
 /// The one statement in `sql`.
+/// The row of the plan's only VALUES node, when it has one node of one row.
+fn only_values_row(plan: &LogicalPlan) -> Option<Vec<Expr>> {
+    let mut found = Vec::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::Values(v) = node {
+            found.push(v.values.clone());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    match found.as_mut_slice() {
+        [rows] if rows.len() == 1 => rows.pop(),
+        _ => None,
+    }
+}
+
 fn single_statement(sql: &str) -> Result<DFStatement> {
     let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
     match (statements.pop_front(), statements.is_empty()) {

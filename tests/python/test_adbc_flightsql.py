@@ -2,6 +2,7 @@
 an analyst's notebook uses it."""
 
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -136,6 +137,20 @@ def test_prepared_statements_with_parameters(conn, table_name):
         # A question mark inside a string is text, not a parameter.
         cur.execute(f"SELECT '?' AS q, label FROM {table_name} WHERE id = ?", (2,))
         assert cur.fetchall() == [("?", "two")]
+
+
+def test_executemany_is_one_write(conn, table_name):
+    """A batch of parameter rows for INSERT ... VALUES runs as one write: one file per bucket."""
+    run(conn, f"CREATE TABLE {table_name} (id BIGINT, label VARCHAR) WITH (distribution = 'id', shards = 3)")
+    rows = [(i, None if i == 7 else f"n{i}") for i in range(500)]
+    with conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO {table_name} VALUES (?, ?)", rows)
+        assert cur.rowcount == 500
+    assert run(conn, f"SELECT count(*), sum(id), count(label) FROM {table_name}") == [(500, sum(range(500)), 499)]
+    assert run(conn, f"SELECT label FROM {table_name} WHERE id = 8") == [("n8",)]
+    plan = "\n".join(str(row) for row in run(conn, f"EXPLAIN SELECT * FROM {table_name}"))
+    files = [int(n) for n in re.findall(r"files=(\d+)", plan)]
+    assert files and all(n == 1 for n in files), plan
 
 
 def test_parameter_schema_is_typed(conn, table_name):

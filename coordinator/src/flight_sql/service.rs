@@ -446,7 +446,24 @@ impl FlightSqlService for ShoalFlightSqlService {
         let Some(parameters) = sent.or(statement.parameters) else {
             return self.update(&statement.sql, &options).await;
         };
-        // One execution per parameter row (JDBC's batches, ADBC's executemany).
+        // JDBC's batches and ADBC's executemany: an INSERT ... VALUES runs as one write.
+        if parameters.num_rows() > 1 {
+            let rows = (0..parameters.num_rows())
+                .map(|row| row_values(&parameters, row))
+                .collect::<Result<Vec<_>, Status>>()?;
+            let inserted = self
+                .engine
+                .insert_rows(&statement.sql, &rows, options.default_schema.as_deref())
+                .await
+                .map_err(|e| datafusion_to_status(&e))?;
+            if let Some(output) = inserted {
+                let batches = QueryEngine::collect(output)
+                    .await
+                    .map_err(|e| datafusion_to_status(&e))?;
+                return Ok(affected_rows(&batches));
+            }
+        }
+        // Other statements: one execution per parameter row.
         let mut total = 0;
         for row in 0..parameters.num_rows() {
             options.parameters = Some(row_values(&parameters, row)?);
