@@ -371,15 +371,17 @@ impl QueryEngine {
             return Ok(None);
         }
         let mut values = Vec::with_capacity(rows.len());
+        let mut first_bound = None;
         for row in rows {
             let bound = plan.clone().with_param_values(row.clone())?;
             match only_values_row(&bound) {
                 Some(row) => values.push(row),
                 None => return Ok(None),
             }
+            first_bound.get_or_insert(bound);
         }
-        let plan = plan
-            .with_param_values(rows[0].clone())?
+        let plan = first_bound
+            .expect("rows is not empty")
             .transform_up(|node| match node {
                 // Built anew so that a column is nullable when any row has a NULL in it, and
                 // the nodes above recomputed to match.

@@ -310,7 +310,8 @@ impl Exports {
     }
 
     /// Queries held open now.
-    pub fn open(&self) -> usize {
+    #[cfg(test)]
+    fn open(&self) -> usize {
         self.exports.lock().expect("not poisoned").len()
     }
 }

@@ -129,39 +129,39 @@ impl ShoalFlightSqlService {
             "statement planned"
         );
         let schema = output.schema();
-        if endpoints == ResultEndpoints::Executors
-            && let QueryOutput::Plan { plan, task_ctx } = &output
-            && let Some(endpoints) = self
-                .exports
-                .start(plan, Arc::clone(task_ctx), &self.flight_address)
-                .await?
-        {
-            info!(
-                sql,
-                endpoints = endpoints.len(),
-                "result exported to the executors"
-            );
-            let mut info = FlightInfo::new()
-                .try_with_schema(&schema)
-                .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
-                .with_descriptor(descriptor);
-            for endpoint in endpoints {
-                info = info.with_endpoint(endpoint);
+        let exported = match (&output, endpoints) {
+            (QueryOutput::Plan { plan, task_ctx }, ResultEndpoints::Executors) => {
+                self.exports
+                    .start(plan, Arc::clone(task_ctx), &self.flight_address)
+                    .await?
             }
-            return Ok(info);
-        }
-        let handle = self.tickets.remember(output);
-        let ticket = TicketStatementQuery {
-            statement_handle: handle.into(),
+            _ => None,
         };
-        let endpoint = FlightEndpoint::new()
-            .with_ticket(Ticket::new(ticket.as_any().encode_to_vec()))
-            .with_expiration_time(expires_after(TICKET_TTL));
-        Ok(FlightInfo::new()
+        let endpoints = match exported {
+            Some(endpoints) => {
+                info!(
+                    sql,
+                    endpoints = endpoints.len(),
+                    "result exported to the executors"
+                );
+                endpoints
+            }
+            None => {
+                let ticket = TicketStatementQuery {
+                    statement_handle: self.tickets.remember(output).into(),
+                };
+                vec![
+                    FlightEndpoint::new()
+                        .with_ticket(Ticket::new(ticket.as_any().encode_to_vec()))
+                        .with_expiration_time(expires_after(TICKET_TTL)),
+                ]
+            }
+        };
+        let info = FlightInfo::new()
             .try_with_schema(&schema)
             .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
-            .with_endpoint(endpoint)
-            .with_descriptor(descriptor))
+            .with_descriptor(descriptor);
+        Ok(endpoints.into_iter().fold(info, FlightInfo::with_endpoint))
     }
 
     /// Runs a statement that changes something and returns the rows it affected.
